@@ -1,0 +1,62 @@
+"""Settings: one object, read from ``TIMEBANK_*`` environment variables (and ``.env``)."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only usable in development: the settings refuse it anywhere else.
+DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIMEBANK_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # A SQLite file in the working directory: a new user needs no database server.
+    database_url: str = "sqlite+aiosqlite:///timebank.sqlite3"
+    secret_key: str = DEVELOPMENT_SECRET
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Connection pool per worker process (PostgreSQL).
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    # Seconds to wait for a connection or a statement before answering 503.
+    db_timeout_seconds: float = 5.0
+    # Echo SQL to the log (very noisy; development only).
+    db_echo: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_development(self) -> "Settings":
+        if self.environment != "development" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError(
+                "TIMEBANK_SECRET_KEY must be set to a long random value outside development "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if len(self.secret_key) < 32:
+            raise ValueError("TIMEBANK_SECRET_KEY must be at least 32 characters long")
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL with an async driver, whatever form the user gave it in."""
+        return to_async_url(self.database_url)
+
+
+def to_async_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``sqlite:///`` forms and name the async driver."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,102 @@
+"""Engines for the two databases, configured so the ledger behaves the same on both.
+
+PostgreSQL runs at READ COMMITTED and the ledger locks account rows explicitly.
+SQLite serialises writers: every transaction starts with ``BEGIN IMMEDIATE``,
+so a read-then-write can never interleave with another writer.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from timebank.config import to_async_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """An engine and the session factory bound to it."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One database transaction on a Core connection: commit on success, else roll back."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 5,
+    timeout_seconds: float = 5.0,
+    echo: bool = False,
+) -> Database:
+    url = to_async_url(url)
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        engine = _create_sqlite_engine(url, echo=echo)
+    elif backend == "postgresql":
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=timeout_seconds,
+            # A connection dropped by a database restart is replaced, not handed out.
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": timeout_seconds,
+                "command_timeout": max(timeout_seconds * 2, 10),
+                "server_settings": {"application_name": "timebank"},
+            },
+        )
+    else:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return Database(engine=engine, sessions=sessions)
+
+
+def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Take transaction control away from the sqlite3 module so BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # FULL: a committed (acknowledged) write survives a power cut, not only a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,24 @@
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from timebank.models.base import created_at_field, id_field
+
+
+class User(SQLModel, table=True):
+    """A login identity. Global, not per organisation: one person may belong to several.
+
+    This is the one tenant-free table besides tokens (see docs/architecture.md): on a
+    distributed database it becomes a reference table.
+    """
+
+    __tablename__ = "users"
+
+    id: int | None = id_field()
+    # Stored normalised (trimmed, lower case) so sign-in ignores case and spacing.
+    username: str = Field(max_length=150, unique=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    email: str | None = Field(default=None, max_length=254)
+    is_active: bool = True
+    is_site_admin: bool = False
+    created_at: dt.datetime = created_at_field()
