@@ -26,10 +26,16 @@ _LEDGER_GUARDS_POSTGRES = [
     """
     CREATE FUNCTION timebank_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-        txn_id bigint := CASE WHEN TG_TABLE_NAME = 'postings' THEN NEW.transaction_id ELSE NEW.id END;
+        txn_id bigint;
         total numeric;
         legs integer;
     BEGIN
+        -- Each branch is planned only when taken, so NEW needs only the field it uses.
+        IF TG_TABLE_NAME = 'postings' THEN
+            txn_id := NEW.transaction_id;
+        ELSE
+            txn_id := NEW.id;
+        END IF;
         SELECT coalesce(sum(minutes), 0), count(*) INTO total, legs
           FROM postings WHERE transaction_id = txn_id;
         IF legs < 2 OR total <> 0 THEN

@@ -1,0 +1,1 @@
+"""Sign-in: users, password hashing and (later) tokens."""

@@ -1,0 +1,62 @@
+"""What the ledger returns: plain, immutable records (no ORM objects leave the ledger)."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from timebank.models import TransactionKind
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of a transaction: + credits the account (gave help), - debits it."""
+
+    account_id: int
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostingLine:
+    account_id: int
+    minutes: int
+    balance_after: int
+    account_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostedTransaction:
+    id: int
+    organisation_id: int
+    kind: TransactionKind
+    occurred_on: dt.date
+    recorded_at: dt.datetime
+    recorded_by_user_id: int | None
+    description: str
+    category: str | None
+    idempotency_key: str
+    reverses_id: int | None
+    postings: tuple[PostingLine, ...]
+    # False when this is the original result returned for a replayed idempotency key.
+    created: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    transaction_id: int
+    kind: TransactionKind
+    occurred_on: dt.date
+    recorded_at: dt.datetime
+    description: str
+    category: str | None
+    counterparts: tuple[str, ...]
+    minutes: int
+    running_balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    account_id: int
+    start: dt.date
+    end: dt.date
+    opening_balance: int
+    entries: tuple[StatementEntry, ...]
+    closing_balance: int

@@ -1,0 +1,1 @@
+"""Members: people's membership of an organisation, each with a time account."""

@@ -1,0 +1,1 @@
+"""Organisations: the day services that each run a time bank."""
