@@ -236,7 +236,7 @@ async def grant_from_pot(
 
 
 async def post_opening_balance(
-    db: Database,
+    db: Database | AsyncConnection,
     organisation_id: int,
     *,
     member_account_id: int,
@@ -250,6 +250,8 @@ async def post_opening_balance(
 
     The agency account takes the other side, so the organisation still sums to zero.
     A negative opening balance is still held to the organisation's minimum balance.
+    Pass a connection instead of the database to post inside a transaction you own
+    (a bulk import that must land whole or not at all).
     """
     if minutes == 0 or isinstance(minutes, bool) or not isinstance(minutes, int):
         raise errors.InvalidEntry("an opening balance must be a non-zero whole number of minutes")
@@ -302,14 +304,16 @@ async def reverse_transaction(
     return await _post(db, entry)
 
 
-async def shared_account_id(db: Database, organisation_id: int, kind: AccountKind) -> int:
+async def shared_account_id(db: Database | AsyncConnection, organisation_id: int, kind: AccountKind) -> int:
     """The id of the organisation's agency account or community pot."""
-    async with db.engine.connect() as conn:
-        account_id = await conn.scalar(
-            select(accounts.c.id).where(
-                accounts.c.organisation_id == organisation_id, accounts.c.kind == kind.value
-            )
-        )
+    query = select(accounts.c.id).where(
+        accounts.c.organisation_id == organisation_id, accounts.c.kind == kind.value
+    )
+    if isinstance(db, AsyncConnection):
+        account_id = await db.scalar(query)
+    else:
+        async with db.engine.connect() as conn:
+            account_id = await conn.scalar(query)
     if account_id is None:
         raise errors.OrganisationNotFound(f"organisation {organisation_id} has no {kind.value} account")
     return account_id
@@ -401,7 +405,9 @@ def _fingerprint(**request: Any) -> str:
 # --------------------------------------------------------------------------- the write
 
 
-async def _post(db: Database, entry: _Entry) -> PostedTransaction:
+async def _post(db: Database | AsyncConnection, entry: _Entry) -> PostedTransaction:
+    if isinstance(db, AsyncConnection):  # inside the caller's transaction: no retries here
+        return await _post_once(db, entry)
     try:
         return await run_in_transaction(db, lambda conn: _post_once(conn, entry))
     except IntegrityError as exc:

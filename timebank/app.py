@@ -1,0 +1,88 @@
+"""The application factory: wires settings, the database, routes and error handling."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.logging.config import StructLoggingConfig
+from litestar.middleware.logging import LoggingMiddlewareConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+from litestar.static_files import create_static_files_router
+
+from timebank import __version__
+from timebank.config import Settings, get_settings
+from timebank.db import Database, create_database
+from timebank.errors import EXCEPTION_HANDLERS
+from timebank.health.endpoints import health, ready
+
+STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui-5.18.2"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Litestar:
+    """Build the app. Pass ``database`` to share one the caller owns (tests); else one is made."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.db = database or create_database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            timeout_seconds=settings.db_timeout_seconds,
+            echo=settings.db_echo,
+        )
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.db.dispose()
+
+    def provide_db(state: State) -> Database:
+        return state.db  # type: ignore[no-any-return]
+
+    return Litestar(
+        route_handlers=[
+            health,
+            ready,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        ],
+        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(
+            title="Timebank",
+            version=__version__,
+            description="A double-entry time-bank ledger. One hour given earns one hour.",
+            path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER_UI}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER_UI}/swagger-ui-standalone-preset.js",
+                    path="/",
+                    # The default favicon comes from a CDN; this service fetches nothing remote.
+                    favicon="<link rel='icon' href='data:,'>",
+                )
+            ],
+        ),
+        plugins=[StructlogPlugin(_logging_config(settings))],
+        debug=False,
+    )
+
+
+def _logging_config(settings: Settings) -> StructlogConfig:
+    return StructlogConfig(
+        structlog_logging_config=StructLoggingConfig(log_exceptions="always"),
+        middleware_logging_config=LoggingMiddlewareConfig(
+            # Never bodies, headers or cookies: they carry passwords and tokens.
+            request_log_fields=("method", "path"),
+            response_log_fields=("status_code",),
+        ),
+    )

@@ -1,0 +1,246 @@
+"""The ``timebank`` command line: migrate, organisations, imports, demo data, verify, serve."""
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from timebank.config import get_settings
+from timebank.db import Database, create_database
+from timebank.ledger import errors
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured database, then close it."""
+
+    async def main() -> T:
+        db = create_database(get_settings().database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except errors.LedgerError as exc:
+        err_console.print(f"[red]Refused:[/] {exc.message}")
+        sys.exit(1)
+
+
+def _password(prompt: str) -> str:
+    """From TIMEBANK_INITIAL_PASSWORD, else asked for twice without echo."""
+    from_env = os.environ.get("TIMEBANK_INITIAL_PASSWORD")
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask for a password: set TIMEBANK_INITIAL_PASSWORD")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Timebank: a double-entry time-bank ledger. Settings come from TIMEBANK_* variables."""
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run repeatedly)."""
+    from timebank.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"Database is up to date ({_describe(settings.database_url)}).")
+
+
+@main.group()
+def org() -> None:
+    """Organisations."""
+
+
+@org.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The organisation's name, as people know it.")
+@click.option("--coordinator", "coordinator_username", required=True, help="Username of the first coordinator.")
+@click.option("--coordinator-name", default=None, help="The coordinator's display name (default: the username).")
+@click.option("--timezone", default="Europe/London", show_default=True)
+@click.option("--min-balance-hours", default="-20", show_default=True, help="Lowest balance a member may reach.")
+def org_create(
+    slug: str, name: str, coordinator_username: str, coordinator_name: str | None, timezone: str, min_balance_hours: str
+) -> None:
+    """Create an organisation with its agency account, pot and first coordinator."""
+    from timebank.ledger import hours_to_minutes
+    from timebank.members.service import create_member
+    from timebank.models import Role
+    from timebank.orgs.service import create_organisation
+
+    min_balance = hours_to_minutes(min_balance_hours)
+    password = _password(f"Password for {coordinator_username}")
+
+    async def work(db: Database) -> None:
+        organisation = await create_organisation(
+            db, slug=slug, name=name, timezone=timezone, min_balance_minutes=min_balance
+        )
+        assert organisation.id is not None
+        await create_member(
+            db,
+            organisation.id,
+            display_name=coordinator_name or coordinator_username,
+            role=Role.COORDINATOR,
+            username=coordinator_username,
+            password=password,
+        )
+
+    _run(work)
+    console.print(f"Created [bold]{name}[/] ({slug}) with coordinator [bold]{coordinator_username}[/].")
+
+
+@main.group()
+def admin() -> None:
+    """Site administrators (they create organisations)."""
+
+
+@admin.command("create")
+@click.argument("username")
+def admin_create(username: str) -> None:
+    """Create a site administrator (password from a prompt or TIMEBANK_INITIAL_PASSWORD)."""
+    from timebank.auth.passwords import check_new_password, hash_password, normalise_username
+    from timebank.models import User
+
+    password = _password(f"Password for {username}")
+    try:
+        check_new_password(password)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def work(db: Database) -> None:
+        from sqlmodel import select
+
+        async with db.session() as session:
+            normalised = normalise_username(username)
+            if (await session.exec(select(User.id).where(User.username == normalised))).first() is not None:
+                raise errors.LedgerConflict(f"the username {normalised!r} is already taken")
+            session.add(User(username=normalised, password_hash=hash_password(password), is_site_admin=True))
+            await session.commit()
+
+    _run(work)
+    console.print(f"Created site administrator [bold]{username}[/].")
+
+
+@main.group()
+def member() -> None:
+    """Members."""
+
+
+@member.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation to import into.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if some are rejected.")
+def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
+    """Import members (and opening balances) from a CSV file, all or nothing.
+
+    Columns: display_name (required), email, joined_on, role, opening_balance_hours.
+    """
+    from timebank.members.importer import ImportFileError, import_members, parse_member_csv
+    from timebank.orgs.service import get_organisation_by_slug
+
+    try:
+        parsed = parse_member_csv(csv_file.read_bytes())
+    except ImportFileError as exc:
+        err_console.print(f"[red]Cannot import {csv_file.name}:[/] {exc}")
+        sys.exit(1)
+    if parsed.rejected:
+        table = Table("line", "why it was rejected", title=f"{len(parsed.rejected)} rejected row(s)")
+        for rejected in parsed.rejected:
+            table.add_row(str(rejected.line), rejected.reason)
+        err_console.print(table)
+        if not skip_invalid:
+            err_console.print("Nothing was imported. Fix these rows, or pass --skip-invalid to import the rest.")
+            sys.exit(1)
+
+    async def work(db: Database) -> Any:
+        organisation = await get_organisation_by_slug(db, org_slug)
+        assert organisation.id is not None
+        with Progress(
+            TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
+            task = progress.add_task("import", total=len(parsed.rows))
+            return await import_members(
+                db, organisation.id, parsed, on_row=lambda: progress.advance(task)
+            )
+
+    result = _run(work)
+    console.print(
+        f"Imported {result.imported} member(s) into {org_slug}"
+        f"{' (read as ' + parsed.encoding + ')' if parsed.encoding != 'utf-8' else ''}; "
+        f"{len(parsed.rejected)} row(s) rejected."
+    )
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo day centre (does nothing if it is already loaded)."""
+    from timebank.demo import DEMO_LOGINS, load_demo
+
+    result = _run(load_demo)
+    if result.created:
+        console.print(f"Loaded the demo centre '{result.organisation_slug}' with {result.exchanges} transactions.")
+    else:
+        console.print(f"The demo centre '{result.organisation_slug}' is already loaded; nothing changed.")
+    table = Table("username", "password", "who", title="Demo sign-ins")
+    for username, password, name, role in DEMO_LOGINS:
+        table.add_row(username, password, f"{name} ({role.value})" if role else name)
+    console.print(table)
+
+
+@main.command()
+def verify() -> None:
+    """Check every ledger invariant over the whole database; exit 1 if any fails."""
+    from timebank.ledger.verify import verify_ledger
+
+    problems = _run(verify_ledger)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[red]FAIL[/] {problem}")
+        err_console.print(f"{len(problems)} problem(s) found.")
+        sys.exit(1)
+    console.print("Ledger verified: every invariant holds.")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (TIMEBANK_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (TIMEBANK_PORT, default 8000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "timebank.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # the app logs each request itself, without secrets
+    )
+
+
+def _describe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}"
+    return f"PostgreSQL database {parsed.database} on {parsed.host}"

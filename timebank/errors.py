@@ -1,0 +1,68 @@
+"""Turning domain and database errors into HTTP answers, in one place.
+
+Every answer has Litestar's error shape: ``{"status_code", "detail", "extra"}``.
+"""
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from timebank.ledger.errors import LedgerError
+
+logger = logging.getLogger("timebank.errors")
+
+SERVICE_UNAVAILABLE = "The database is unavailable; try again in a moment. Nothing was recorded."
+
+
+def error_response(status_code: int, detail: str, extra: dict | None = None, headers: dict | None = None) -> Response:
+    return Response(
+        {"status_code": status_code, "detail": detail, "extra": extra or {}},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def ledger_error_handler(_: Request, exc: LedgerError) -> Response:
+    return error_response(exc.http_status, exc.message, exc.extra)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for failures to reach the database, as opposed to errors in what we asked it."""
+    if isinstance(exc, (PoolTimeout, OSError, ConnectionError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return True
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        if isinstance(cause, (OSError, ConnectionError)):
+            return True
+        # SQLSTATE class 08 (connection exception), 57P0x (admin shutdown, cannot connect now).
+        code = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+        if code.startswith("08") or code.startswith("57P"):
+            return True
+        if isinstance(exc, OperationalError) and "unable to open database" in str(exc.orig):
+            return True
+    return False
+
+
+def database_error_handler(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(503, SERVICE_UNAVAILABLE, headers={"Retry-After": "2"})
+    logger.exception("unexpected database error on %s %s", request.method, request.url.path)
+    return error_response(500, "Internal server error")
+
+
+def http_exception_handler(_: Request, exc: HTTPException) -> Response:
+    return error_response(exc.status_code, exc.detail, exc.extra if isinstance(exc.extra, dict) else {}, exc.headers)
+
+
+EXCEPTION_HANDLERS = {
+    LedgerError: ledger_error_handler,
+    DBAPIError: database_error_handler,
+    PoolTimeout: database_error_handler,
+    OSError: database_error_handler,
+}
