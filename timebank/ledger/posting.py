@@ -525,13 +525,16 @@ async def _claim_idempotency_key(
 ) -> tuple[int, dt.datetime] | None:
     """Insert the transaction row unless the key is taken; None when it is."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
+    # which would differ from the same transaction read back or replayed.
+    recorded_at = dt.datetime.now(dt.UTC)
     statement = (
         dialect_insert(transactions)
         .values(
             organisation_id=entry.organisation_id,
             kind=entry.kind.value,
             occurred_on=occurred_on,
-            recorded_at=dt.datetime.now(dt.UTC),
+            recorded_at=recorded_at,
             recorded_by_user_id=entry.recorded_by,
             description=entry.description,
             category_id=category_id,
@@ -540,10 +543,10 @@ async def _claim_idempotency_key(
             reverses_id=entry.reverses_id,
         )
         .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
-        .returning(transactions.c.id, transactions.c.recorded_at)
+        .returning(transactions.c.id)
     )
-    row = (await conn.execute(statement)).first()
-    return (row[0], row[1]) if row is not None else None
+    transaction_id = (await conn.execute(statement)).scalar()
+    return (transaction_id, recorded_at) if transaction_id is not None else None
 
 
 async def _key_is_taken(conn: AsyncConnection, entry: _Entry) -> bool:
