@@ -81,13 +81,20 @@ async def ledger_state(db: Database, organisation_id: int) -> LedgerState:
 
 
 @asynccontextmanager
-async def refused(error: type[LedgerError], org: Org, *others: Org) -> AsyncIterator[pytest.ExceptionInfo[Any]]:
-    """Expect ``error``, and that no organisation involved has changed in any way."""
+async def unchanged(org: Org, *others: Org) -> AsyncIterator[None]:
+    """Expect the body to leave every organisation involved exactly as it was."""
     involved = (org, *others)
     before = [await ledger_state(o.db, o.id) for o in involved]
-    with pytest.raises(error) as refusal:
-        yield refusal
-    assert [await ledger_state(o.db, o.id) for o in involved] == before, "a refused request changed the ledger"
+    yield
+    assert [await ledger_state(o.db, o.id) for o in involved] == before, "the ledger changed"
+
+
+@asynccontextmanager
+async def refused(error: type[LedgerError], org: Org, *others: Org) -> AsyncIterator[pytest.ExceptionInfo[Any]]:
+    """Expect ``error``, and that no organisation involved has changed in any way."""
+    async with unchanged(org, *others):
+        with pytest.raises(error) as refusal:
+            yield refusal
 
 
 async def org_total(db: Database, organisation_id: int) -> int:
