@@ -79,10 +79,13 @@ class _OrgRules:
     timezone: str
     min_balance_minutes: int
     books_closed_through: dt.date | None
-    category_id: int | None
 
     def today(self) -> dt.date:
-        return dt.datetime.now(ZoneInfo(self.timezone)).date()
+        return self.today_in(self.timezone)
+
+    @staticmethod
+    def today_in(timezone: str) -> dt.date:
+        return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
 # --------------------------------------------------------------------------- public API
@@ -411,6 +414,8 @@ async def _post(db: Database | AsyncConnection, entry: _Entry) -> PostedTransact
     try:
         return await run_in_transaction(db, lambda conn: _post_once(conn, entry))
     except IntegrityError as exc:
+        if not await _organisation_exists(db, entry.organisation_id):
+            raise errors.OrganisationNotFound(f"no organisation {entry.organisation_id}") from None
         if entry.reverses_id is None or not _names_constraint(exc, "reverses_id"):
             raise
     # A concurrent reversal of the same transaction committed first (PostgreSQL lets
@@ -419,12 +424,17 @@ async def _post(db: Database | AsyncConnection, entry: _Entry) -> PostedTransact
     return await run_in_transaction(db, lambda conn: _post_once(conn, entry))
 
 
+async def _organisation_exists(db: Database, organisation_id: int) -> bool:
+    async with db.engine.connect() as conn:
+        found = await conn.scalar(select(organisations.c.id).where(organisations.c.id == organisation_id))
+    return found is not None
+
+
 async def _post_once(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
-    rules = await _load_rules(conn, entry.organisation_id, entry.category)
-    category_id = rules.category_id
-    occurred_on = entry.occurred_on or rules.today()
     legs = entry.legs
     allowed_kinds = entry.allowed_kinds
+    occurred_on = entry.occurred_on
+    category: Any = _category_lookup(entry)
     if entry.reverses_id is not None:
         # A retried reversal must get its original answer, not "already reversed".
         if await _key_is_taken(conn, entry):
@@ -432,15 +442,14 @@ async def _post_once(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
         original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
         legs = tuple(Leg(p.account_id, -p.minutes) for p in original.postings)
         allowed_kinds = {leg.account_id: frozenset(AccountKind) for leg in legs}
-        category_id = await _category_id_of(conn, original.id)
+        category = await _category_id_of(conn, original.id)
+        occurred_on = _OrgRules.today_in(await _timezone_of(conn, entry.organisation_id))
+    assert occurred_on is not None
 
-    claimed = await _claim_idempotency_key(conn, entry, occurred_on, category_id)
+    claimed = await _claim_idempotency_key(conn, entry, occurred_on, category)
     if claimed is None:
         return await _replay(conn, entry)
-    transaction_id, recorded_at = claimed
-
-    if entry.kind is not TransactionKind.REVERSAL:
-        _check_date(rules, occurred_on)
+    transaction_id, recorded_at, category_id = claimed
     if entry.category is not None and category_id is None:
         raise errors.UnknownCategory(
             f"there is no category {entry.category!r} in this organisation; "
@@ -448,6 +457,12 @@ async def _post_once(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
         )
 
     locked = await _lock_accounts(conn, entry.organisation_id, [leg.account_id for leg in legs])
+    # Read the rules only once the accounts are locked: a change of the minimum
+    # balance committed before this point is seen here, and one committed later
+    # had to wait for these rows (it re-floors them), so no posting slips between.
+    rules = await _load_rules(conn, entry.organisation_id)
+    if entry.kind is not TransactionKind.REVERSAL:
+        _check_date(rules, occurred_on)
     lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
     await _write_postings(conn, entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
     return PostedTransaction(
@@ -465,27 +480,41 @@ async def _post_once(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
     )
 
 
-async def _load_rules(conn: AsyncConnection, organisation_id: int, category: str | None) -> _OrgRules:
-    category_join = and_(
-        categories.c.organisation_id == organisations.c.id,
-        categories.c.name == category,
-        categories.c.is_active.is_(True),
+def _category_lookup(entry: _Entry) -> Any:
+    """The category's id as a subquery of the insert, so naming it costs no round trip."""
+    if entry.category is None:
+        return None
+    return (
+        select(categories.c.id)
+        .where(
+            categories.c.organisation_id == entry.organisation_id,
+            categories.c.name == entry.category,
+            categories.c.is_active.is_(True),
+        )
+        .scalar_subquery()
     )
+
+
+async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
+    timezone = await conn.scalar(select(organisations.c.timezone).where(organisations.c.id == organisation_id))
+    if timezone is None:
+        raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+    return timezone
+
+
+async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
     row = (
         await conn.execute(
             select(
                 organisations.c.timezone,
                 organisations.c.min_balance_minutes,
                 organisations.c.books_closed_through,
-                categories.c.id,
-            )
-            .select_from(organisations.outerjoin(categories, category_join))
-            .where(organisations.c.id == organisation_id)
+            ).where(organisations.c.id == organisation_id)
         )
     ).first()
     if row is None:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    return _OrgRules(row[0], row[1], row[2], row[3])
+    return _OrgRules(row[0], row[1], row[2])
 
 
 async def _load_reversible(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction:
@@ -521,9 +550,12 @@ async def _category_name(conn: AsyncConnection, category_id: int | None) -> str 
 
 
 async def _claim_idempotency_key(
-    conn: AsyncConnection, entry: _Entry, occurred_on: dt.date, category_id: int | None
-) -> tuple[int, dt.datetime] | None:
-    """Insert the transaction row unless the key is taken; None when it is."""
+    conn: AsyncConnection, entry: _Entry, occurred_on: dt.date, category: Any
+) -> tuple[int, dt.datetime, int | None] | None:
+    """Insert the transaction row unless the key is taken; None when it is.
+
+    Returns the new transaction's id, its recorded time and its category id.
+    """
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
     # which would differ from the same transaction read back or replayed.
@@ -537,16 +569,16 @@ async def _claim_idempotency_key(
             recorded_at=recorded_at,
             recorded_by_user_id=entry.recorded_by,
             description=entry.description,
-            category_id=category_id,
+            category_id=category,
             idempotency_key=entry.idempotency_key,
             request_fingerprint=entry.fingerprint,
             reverses_id=entry.reverses_id,
         )
         .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
-        .returning(transactions.c.id)
+        .returning(transactions.c.id, transactions.c.category_id)
     )
-    transaction_id = (await conn.execute(statement)).scalar()
-    return (transaction_id, recorded_at) if transaction_id is not None else None
+    row = (await conn.execute(statement)).first()
+    return (row[0], recorded_at, row[1]) if row is not None else None
 
 
 async def _key_is_taken(conn: AsyncConnection, entry: _Entry) -> bool:
