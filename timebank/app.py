@@ -4,13 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import StructLoggingConfig
 from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.pydantic import PydanticPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
 
@@ -18,7 +19,13 @@ from timebank import __version__
 from timebank.config import Settings, get_settings
 from timebank.db import Database, create_database
 from timebank.errors import EXCEPTION_HANDLERS
+from timebank.accounts.endpoints import AccountController
+from timebank.auth.context import provide_org_context
+from timebank.auth.endpoints import AuthController, me
+from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
+from timebank.members.endpoints import MemberController
+from timebank.orgs.endpoints import OrganisationController, create_org
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_UI = "/static/vendor/swagger-ui-5.18.2"
@@ -47,13 +54,28 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def provide_db(state: State) -> Database:
         return state.db  # type: ignore[no-any-return]
 
+    organisation_api = Router(
+        path="/api/v1/orgs/{org:str}",
+        route_handlers=[OrganisationController, MemberController, AccountController, ExchangeController],
+        # Every route in here acts inside one organisation, as an active member of it.
+        dependencies={"ctx": Provide(provide_org_context)},
+    )
+
     return Litestar(
         route_handlers=[
             health,
             ready,
+            AuthController,
+            me,
+            create_org,
+            organisation_api,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
-        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+        },
+        request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
@@ -72,7 +94,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 )
             ],
         ),
-        plugins=[StructlogPlugin(_logging_config(settings))],
+        # prefer_alias: statements answer with "from" and "to", which are Python keywords.
+        plugins=[StructlogPlugin(_logging_config(settings)), PydanticPlugin(prefer_alias=True)],
         debug=False,
     )
 

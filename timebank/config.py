@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = 5.0
     # Echo SQL to the log (very noisy; development only).
     db_echo: bool = False
+    # How long a bearer token lives.
+    token_ttl_hours: float = 12.0
+    # Failed sign-ins allowed per username, and per client address, in one window.
+    sign_in_failures_per_user: int = 5
+    sign_in_failures_per_client: int = 30
+    sign_in_window_minutes: float = 15.0
+    # Largest request body accepted, in bytes.
+    max_request_bytes: int = 64 * 1024
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> "Settings":

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from timebank.auth.rate_limit import SignInThrottled
 from timebank.ledger.errors import LedgerError
 
 logger = logging.getLogger("timebank.errors")
@@ -17,7 +18,9 @@ logger = logging.getLogger("timebank.errors")
 SERVICE_UNAVAILABLE = "The database is unavailable; try again in a moment. Nothing was recorded."
 
 
-def error_response(status_code: int, detail: str, extra: dict | None = None, headers: dict | None = None) -> Response:
+def error_response(
+    status_code: int, detail: str, extra: dict | list | None = None, headers: dict | None = None
+) -> Response:
     return Response(
         {"status_code": status_code, "detail": detail, "extra": extra or {}},
         status_code=status_code,
@@ -57,10 +60,21 @@ def database_error_handler(request: Request, exc: Exception) -> Response:
 
 
 def http_exception_handler(_: Request, exc: HTTPException) -> Response:
-    return error_response(exc.status_code, exc.detail, exc.extra if isinstance(exc.extra, dict) else {}, exc.headers)
+    return error_response(exc.status_code, exc.detail, exc.extra or {}, exc.headers)  # type: ignore[arg-type]
+
+
+def throttled_handler(_: Request, exc: SignInThrottled) -> Response:
+    return error_response(
+        429,
+        f"too many failed sign-ins; try again in {exc.retry_after_seconds} seconds",
+        {"retry_after_seconds": exc.retry_after_seconds},
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
 
 
 EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    SignInThrottled: throttled_handler,
     LedgerError: ledger_error_handler,
     DBAPIError: database_error_handler,
     PoolTimeout: database_error_handler,

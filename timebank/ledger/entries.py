@@ -37,6 +37,8 @@ class PostedTransaction:
     postings: tuple[PostingLine, ...]
     # False when this is the original result returned for a replayed idempotency key.
     created: bool = True
+    # The reversal that cancelled this transaction, if any (filled in when read back).
+    reversed_by_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

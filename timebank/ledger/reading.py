@@ -2,20 +2,22 @@
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementEntry
-from timebank.models import Account, AccountKind, Category, Member, Posting, Transaction, TransactionKind
+from timebank.models import Account, AccountKind, Category, Member, Organisation, Posting, Transaction, TransactionKind
 
 accounts = Account.__table__
 members = Member.__table__
 transactions = Transaction.__table__
 postings = Posting.__table__
 categories = Category.__table__
+organisations = Organisation.__table__
 
 ACCOUNT_LABELS = {AccountKind.AGENCY: "Agency account", AccountKind.POT: "Community pot"}
 
@@ -24,9 +26,9 @@ async def load_transaction(conn: AsyncConnection, organisation_id: int, transact
     """A transaction with its postings, or None if it is not in this organisation."""
     row = (
         await conn.execute(
-            select(transactions, categories.c.name.label("category_name"))
-            .select_from(transactions.outerjoin(categories, categories.c.id == transactions.c.category_id))
-            .where(transactions.c.organisation_id == organisation_id, transactions.c.id == transaction_id)
+            _transaction_query().where(
+                transactions.c.organisation_id == organisation_id, transactions.c.id == transaction_id
+            )
         )
     ).first()
     if row is None:
@@ -38,6 +40,18 @@ async def load_transaction(conn: AsyncConnection, organisation_id: int, transact
             .order_by(postings.c.id)
         )
     ).all()
+    return _posted(row, [PostingLine(*line) for line in lines])
+
+
+def _transaction_query():  # type: ignore[no-untyped-def]
+    reversal = transactions.alias("reversal")
+    reversed_by = select(reversal.c.id).where(reversal.c.reverses_id == transactions.c.id).scalar_subquery()
+    return select(
+        transactions, categories.c.name.label("category_name"), reversed_by.label("reversed_by_id")
+    ).select_from(transactions.outerjoin(categories, categories.c.id == transactions.c.category_id))
+
+
+def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
     return PostedTransaction(
         id=row.id,
         organisation_id=row.organisation_id,
@@ -49,7 +63,8 @@ async def load_transaction(conn: AsyncConnection, organisation_id: int, transact
         category=row.category_name,
         idempotency_key=row.idempotency_key,
         reverses_id=row.reverses_id,
-        postings=tuple(PostingLine(*line) for line in lines),
+        postings=tuple(lines),
+        reversed_by_id=row.reversed_by_id,
     )
 
 
@@ -172,3 +187,134 @@ async def _sum_before(conn: AsyncConnection, account_id: int, before: dt.date) -
 def _as_utc(value: dt.datetime) -> dt.datetime:
     # SQLite hands back naive datetimes; every stored time is UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: int
+    kind: AccountKind
+    member_id: int | None
+    display_name: str
+    balance_minutes: int
+    # The lowest balance a debit may reach: the organisation's minimum for members,
+    # zero for the pot, none for the agency account.
+    min_balance_minutes: int | None
+    is_active: bool
+
+
+def _account_view_query():  # type: ignore[no-untyped-def]
+    return select(
+        accounts.c.id,
+        accounts.c.kind,
+        accounts.c.member_id,
+        members.c.display_name,
+        accounts.c.balance_minutes,
+        organisations.c.min_balance_minutes,
+        accounts.c.is_active,
+    ).select_from(
+        accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
+            members, members.c.id == accounts.c.member_id
+        )
+    )
+
+
+def _account_view(row: Row) -> AccountView:
+    kind = AccountKind(row.kind)
+    floor = {AccountKind.MEMBER: row.min_balance_minutes, AccountKind.POT: 0}.get(kind)
+    return AccountView(
+        row.id, kind, row.member_id, account_label(kind, row.display_name), row.balance_minutes, floor, row.is_active
+    )
+
+
+async def get_account(db: Database, organisation_id: int, account_id: int) -> AccountView:
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                _account_view_query().where(accounts.c.organisation_id == organisation_id, accounts.c.id == account_id)
+            )
+        ).first()
+    if row is None:
+        raise errors.AccountNotFound(f"no account {account_id} in this organisation")
+    return _account_view(row)
+
+
+async def list_accounts(db: Database, organisation_id: int, *, limit: int, offset: int) -> tuple[list[AccountView], int]:
+    """A page of accounts: the agency account and the pot first, then members by name."""
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                _account_view_query()
+                .where(accounts.c.organisation_id == organisation_id)
+                .order_by((accounts.c.kind == AccountKind.MEMBER.value), members.c.display_name, accounts.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        total = await conn.scalar(
+            select(func.count()).select_from(accounts).where(accounts.c.organisation_id == organisation_id)
+        )
+    return [_account_view(row) for row in rows], int(total or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionCursor:
+    """Where a page of transactions (newest first) ended: the last one's date and id."""
+
+    occurred_on: dt.date
+    id: int
+
+
+async def list_transactions(
+    db: Database,
+    organisation_id: int,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    account_id: int | None = None,
+    category: str | None = None,
+    after: TransactionCursor | None = None,
+    limit: int = 50,
+) -> list[PostedTransaction]:
+    """Transactions newest first (by service date, then id), with their postings."""
+    conditions = [transactions.c.organisation_id == organisation_id]
+    if start is not None:
+        conditions.append(transactions.c.occurred_on >= start)
+    if end is not None:
+        conditions.append(transactions.c.occurred_on <= end)
+    if category is not None:
+        conditions.append(categories.c.name == category)
+    if account_id is not None:
+        conditions.append(
+            transactions.c.id.in_(select(postings.c.transaction_id).where(postings.c.account_id == account_id))
+        )
+    if after is not None:
+        conditions.append(
+            or_(
+                transactions.c.occurred_on < after.occurred_on,
+                and_(transactions.c.occurred_on == after.occurred_on, transactions.c.id < after.id),
+            )
+        )
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                _transaction_query()
+                .where(*conditions)
+                .order_by(transactions.c.occurred_on.desc(), transactions.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        lines: dict[int, list[PostingLine]] = defaultdict(list)
+        if rows:
+            for line in await conn.execute(
+                select(
+                    postings.c.transaction_id,
+                    postings.c.account_id,
+                    postings.c.minutes,
+                    postings.c.balance_after,
+                    postings.c.account_version,
+                )
+                .where(postings.c.transaction_id.in_([row.id for row in rows]))
+                .order_by(postings.c.id)
+            ):
+                lines[line.transaction_id].append(PostingLine(*line[1:]))
+    return [_posted(row, lines[row.id]) for row in rows]

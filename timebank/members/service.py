@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
@@ -117,16 +117,125 @@ async def _new_user(session: AsyncSession, username: str, password: str | None, 
 
 async def set_member_active(db: Database, organisation_id: int, member_id: int, active: bool) -> None:
     """Deactivate (or reactivate) a member. Their account and its history stay."""
+    await update_member(db, organisation_id, member_id, is_active=active)
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member as staff see them: with their login name, account and balance."""
+
+    id: int
+    display_name: str
+    email: str | None
+    role: Role
+    username: str | None
+    joined_on: dt.date
+    is_active: bool
+    account_id: int
+    balance_minutes: int
+
+
+def _member_view_query():  # type: ignore[no-untyped-def]
+    return (
+        select(
+            Member.id,
+            Member.display_name,
+            Member.email,
+            Member.role,
+            User.username,
+            Member.joined_on,
+            Member.is_active,
+            Account.id,
+            Account.balance_minutes,
+        )
+        .join(Account, Account.member_id == Member.id)
+        .outerjoin(User, User.id == Member.user_id)
+    )
+
+
+async def get_member(db: Database, organisation_id: int, member_id: int) -> MemberView:
+    async with db.session() as session:
+        row = (
+            await session.exec(
+                _member_view_query().where(Member.organisation_id == organisation_id, Member.id == member_id)
+            )
+        ).first()
+    if row is None:
+        raise errors.NotFound(f"no member {member_id} in this organisation")
+    return MemberView(*row)
+
+
+async def list_members(
+    db: Database, organisation_id: int, *, search: str | None, active: bool | None, limit: int, offset: int
+) -> tuple[list[MemberView], int]:
+    """A page of members by name, and how many match in all."""
+    conditions = [Member.organisation_id == organisation_id]
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Member.display_name.ilike(f"%{escaped}%", escape="\\"))  # type: ignore[attr-defined]
+    if active is not None:
+        conditions.append(Member.is_active == active)
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                _member_view_query().where(*conditions).order_by(Member.display_name, Member.id).limit(limit).offset(offset)
+            )
+        ).all()
+        total = (await session.exec(select(func.count()).select_from(Member).where(*conditions))).one()
+    return [MemberView(*row) for row in rows], total
+
+
+async def update_member(
+    db: Database,
+    organisation_id: int,
+    member_id: int,
+    *,
+    display_name: str | None = None,
+    email: str | None = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+) -> None:
+    """Edit a member. Deactivating keeps their account and history; the last coordinator stays."""
     async with db.session() as session:
         member = (
-            await session.exec(
-                select(Member).where(Member.organisation_id == organisation_id, Member.id == member_id)
-            )
+            await session.exec(select(Member).where(Member.organisation_id == organisation_id, Member.id == member_id))
         ).first()
         if member is None:
             raise errors.NotFound(f"no member {member_id} in this organisation")
-        account = (await session.exec(select(Account).where(Account.member_id == member_id))).one()
-        member.is_active = active
-        account.is_active = active
-        session.add_all([member, account])
+        if display_name is not None:
+            cleaned = " ".join(display_name.split())
+            if not cleaned:
+                raise errors.InvalidEntry("a member needs a display name")
+            member.display_name = cleaned
+        if email is not None:
+            member.email = email
+        losing_coordinator = member.role is Role.COORDINATOR and member.is_active and (
+            (role is not None and role is not Role.COORDINATOR) or is_active is False
+        )
+        if losing_coordinator and await _active_coordinators(session, organisation_id) <= 1:
+            raise errors.LedgerConflict(
+                "this is the organisation's last active coordinator; make someone else coordinator first"
+            )
+        if role is not None:
+            member.role = role
+        if is_active is not None and is_active != member.is_active:
+            member.is_active = is_active
+            account = (await session.exec(select(Account).where(Account.member_id == member_id))).one()
+            account.is_active = is_active
+            session.add(account)
+        session.add(member)
         await session.commit()
+
+
+async def _active_coordinators(session: AsyncSession, organisation_id: int) -> int:
+    return (
+        await session.exec(
+            select(func.count())
+            .select_from(Member)
+            .where(
+                Member.organisation_id == organisation_id,
+                Member.role == Role.COORDINATOR,
+                Member.is_active.is_(True),  # type: ignore[attr-defined]
+            )
+        )
+    ).one()

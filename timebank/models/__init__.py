@@ -1,10 +1,12 @@
 """Table models, one module per table. Import from here so every table is registered."""
 
 from timebank.models.account import Account, AccountKind
+from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
 from timebank.models.category import Category
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
+from timebank.models.sign_in_failure import SignInFailure
 from timebank.models.transaction import Posting, Transaction, TransactionKind
 from timebank.models.user import User
 
@@ -12,11 +14,13 @@ __all__ = [
     "NAMING_CONVENTION",
     "Account",
     "AccountKind",
+    "ApiToken",
     "Category",
     "Member",
     "Organisation",
     "Posting",
     "Role",
+    "SignInFailure",
     "Transaction",
     "TransactionKind",
     "User",

@@ -1,9 +1,13 @@
 """Creating and reading organisations."""
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import case, update
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
 from timebank.ledger import errors
@@ -28,7 +32,7 @@ DEFAULT_CATEGORIES = (
 def check_slug(slug: str) -> str:
     if not SLUG_PATTERN.fullmatch(slug):
         raise errors.InvalidEntry(
-            f"{slug!r} is not a valid slug: use 1 to 63 lower-case letters, digits and hyphens"
+            f"{slug[:64]!r} is not a valid slug: use 1 to 63 lower-case letters, digits and hyphens"
         )
     return slug
 
@@ -36,8 +40,8 @@ def check_slug(slug: str) -> str:
 def check_timezone(timezone: str) -> str:
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise errors.InvalidEntry(f"{timezone!r} is not a time zone name such as Europe/London") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as "Europe"
+        raise errors.InvalidEntry(f"{timezone[:64]!r} is not a time zone name such as Europe/London") from None
     return timezone
 
 
@@ -80,3 +84,110 @@ async def get_organisation_by_slug(db: Database, slug: str) -> Organisation:
     if found is None:
         raise errors.OrganisationNotFound(f"no organisation {slug!r}")
     return found
+
+
+async def update_organisation(
+    db: Database,
+    organisation_id: int,
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+    min_balance_minutes: int | None = None,
+    categories: list[str] | None = None,
+    books_closed_through: dt.date | None = None,
+) -> None:
+    """Change an organisation's settings; only what is given changes."""
+    if timezone is not None:
+        check_timezone(timezone)
+    if min_balance_minutes is not None and min_balance_minutes > 0:
+        raise errors.InvalidEntry("the minimum balance must be zero or negative")
+    async with db.session() as session:
+        organisation = await session.get(Organisation, organisation_id)
+        if organisation is None:
+            raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+        if books_closed_through is not None:
+            today = dt.datetime.now(ZoneInfo(timezone or organisation.timezone)).date()
+            if books_closed_through >= today:
+                raise errors.InvalidEntry(
+                    f"the books can be closed only up to a day before today ({today.isoformat()})"
+                )
+            organisation.books_closed_through = books_closed_through
+        if name is not None:
+            organisation.name = name.strip()
+        if timezone is not None:
+            organisation.timezone = timezone
+        if min_balance_minutes is not None and min_balance_minutes != organisation.min_balance_minutes:
+            await _refloor_member_accounts(session, organisation_id, min_balance_minutes)
+            organisation.min_balance_minutes = min_balance_minutes
+        if categories is not None:
+            await _set_categories(session, organisation_id, categories)
+        session.add(organisation)
+        await session.commit()
+
+
+async def _refloor_member_accounts(session: AsyncSession, organisation_id: int, new_minimum: int) -> None:
+    """Hold every member account to the new minimum, or to its balance where that is lower.
+
+    The rows are locked in id order first, as the ledger does, so this cannot
+    deadlock with postings; a member already below a tightened limit may still
+    receive hours but not spend more.
+    """
+    member_accounts = (Account.organisation_id == organisation_id) & (Account.kind == AccountKind.MEMBER)
+    await session.exec(select(Account.id).where(member_accounts).order_by(Account.id).with_for_update())  # type: ignore[arg-type]
+    await session.exec(
+        update(Account)
+        .where(member_accounts)  # type: ignore[arg-type]
+        .values(
+            min_balance_minutes=case(
+                (Account.balance_minutes < new_minimum, Account.balance_minutes), else_=new_minimum
+            )
+        )
+    )
+
+
+async def _set_categories(session: AsyncSession, organisation_id: int, names: list[str]) -> None:
+    existing = {
+        category.name.casefold(): category
+        for category in (await session.exec(select(Category).where(Category.organisation_id == organisation_id))).all()
+    }
+    wanted = {name.casefold(): name for name in names}
+    for key, category in existing.items():
+        category.is_active = key in wanted
+        if key in wanted:
+            category.name = wanted[key]
+        session.add(category)
+    for key, name in wanted.items():
+        if key not in existing:
+            session.add(Category(organisation_id=organisation_id, name=name))
+
+
+@dataclass(frozen=True)
+class OrganisationDetails:
+    organisation: Organisation
+    categories: list[str]
+    agency_account_id: int
+    pot_account_id: int
+
+
+async def get_organisation_details(db: Database, organisation_id: int) -> OrganisationDetails:
+    async with db.session() as session:
+        organisation = await session.get(Organisation, organisation_id)
+        if organisation is None:
+            raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+        names = (
+            await session.exec(
+                select(Category.name)
+                .where(Category.organisation_id == organisation_id, Category.is_active.is_(True))  # type: ignore[attr-defined]
+                .order_by(Category.name)
+            )
+        ).all()
+        shared = dict(
+            (
+                await session.exec(
+                    select(Account.kind, Account.id).where(
+                        Account.organisation_id == organisation_id, Account.kind != AccountKind.MEMBER
+                    )
+                )
+            ).all()
+        )
+    return OrganisationDetails(organisation, list(names), shared[AccountKind.AGENCY], shared[AccountKind.POT])

@@ -1,0 +1,1 @@
+"""Accounts: balances and statements, read through the ledger."""

@@ -1,0 +1,98 @@
+"""Balances and statements. Members see their own; staff and coordinators see everyone's."""
+
+import datetime as dt
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from timebank import ledger
+from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
+from timebank.api.schemas import amount, error_responses
+from timebank.auth.context import OrgContext
+from timebank.db import Database
+from timebank.ledger import errors
+from timebank.ledger.reading import get_account, list_accounts
+
+# One statement may cover at most this many days (a few years), to keep answers small.
+MAX_STATEMENT_DAYS = 3 * 366
+
+
+class AccountController(Controller):
+    path = "/accounts"
+    tags = ["accounts"]
+
+    @get(
+        "/",
+        summary="Every account, with balances: agency, pot, members (staff, coordinators)",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
+    async def list_all(
+        self,
+        ctx: OrgContext,
+        db: Database,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+    ) -> AccountPage:
+        ctx.require_staff()
+        views, total = await list_accounts(db, ctx.organisation_id, limit=limit, offset=offset)
+        return AccountPage(items=[AccountPublic.of(v) for v in views], total=total, limit=limit, offset=offset)
+
+    @get(
+        "/{account_id:int}",
+        summary="An account and its balance (its owner, staff, coordinators)",
+        responses=error_responses(401, 403, 404, 503),
+    )
+    async def get_one(self, account_id: int, ctx: OrgContext, db: Database) -> AccountPublic:
+        if account_id != ctx.account_id:
+            ctx.require_staff()
+        return AccountPublic.of(await get_account(db, ctx.organisation_id, account_id))
+
+    @get(
+        "/{account_id:int}/statement",
+        summary="A statement for a period, with running balance (its owner, staff, coordinators)",
+        description="Entries are dated by when the help was given (occurred_on), in the organisation's "
+        "time zone. Defaults: from the first of this month to today.",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
+    async def statement(
+        self,
+        account_id: int,
+        ctx: OrgContext,
+        db: Database,
+        from_date: Annotated[dt.date | None, Parameter(query="from", description="First day (YYYY-MM-DD).")] = None,
+        to_date: Annotated[dt.date | None, Parameter(query="to", description="Last day (YYYY-MM-DD).")] = None,
+    ) -> StatementPublic:
+        if account_id != ctx.account_id:
+            ctx.require_staff()
+        today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
+        end = to_date or today
+        start = from_date or end.replace(day=1)
+        if start > end:
+            raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
+        if (end - start).days > MAX_STATEMENT_DAYS:
+            raise errors.InvalidEntry(f"a statement may cover at most {MAX_STATEMENT_DAYS} days")
+        found = await ledger.statement(db, ctx.organisation_id, account_id, start, end)
+        return StatementPublic(
+            account_id=found.account_id,
+            from_date=found.start,
+            to_date=found.end,
+            opening_balance=amount(found.opening_balance),
+            entries=[
+                StatementLine(
+                    transaction_id=e.transaction_id,
+                    kind=e.kind,
+                    occurred_on=e.occurred_on,
+                    recorded_at=e.recorded_at,
+                    description=e.description,
+                    category=e.category,
+                    counterparts=list(e.counterparts),
+                    minutes=e.minutes,
+                    hours=ledger.minutes_to_hours(e.minutes),
+                    running_balance=amount(e.running_balance),
+                )
+                for e in found.entries
+            ],
+            closing_balance=amount(found.closing_balance),
+        )

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: shared schemas here, endpoints in each feature package."""

@@ -1,0 +1,94 @@
+"""Schemas every part of the API shares: amounts, errors, pagination."""
+
+from typing import Annotated, Any
+
+from litestar.openapi import ResponseSpec
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from timebank.ledger import errors
+from timebank.ledger.amounts import hours_to_minutes, minutes_to_hours
+from timebank.ledger.posting import MAX_LEG_MINUTES
+
+
+class Amount(BaseModel):
+    minutes: int = Field(description="Signed whole minutes.", examples=[90])
+    hours: str = Field(description="The same amount in hours, two decimals.", examples=["1.50"])
+
+
+def amount(minutes: int) -> Amount:
+    return Amount(minutes=minutes, hours=minutes_to_hours(minutes))
+
+
+class InputModel(BaseModel):
+    """Request bodies: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+HoursText = Annotated[
+    str | StrictInt | float,
+    Field(
+        description='Hours, at most two decimals and a whole number of minutes: 1.5 or "1.50".',
+        examples=["1.50"],
+    ),
+]
+Minutes = Annotated[StrictInt, Field(gt=0, le=MAX_LEG_MINUTES, description="Whole minutes, more than zero.")]
+
+
+def positive_minutes_from_hours(value: object) -> int:
+    """Validate an ``hours`` input into positive minutes (raises ValueError for pydantic)."""
+    try:
+        minutes = hours_to_minutes(value)
+    except errors.InvalidEntry as exc:
+        raise ValueError(exc.message) from None
+    if minutes <= 0:
+        raise ValueError("hours must be more than zero")
+    if minutes > MAX_LEG_MINUTES:
+        raise ValueError(f"at most {MAX_LEG_MINUTES // 60:,} hours in one entry")
+    return minutes
+
+
+class AmountInput(InputModel):
+    """Give exactly one of ``minutes`` or ``hours``."""
+
+    minutes: Minutes | None = None
+    hours: HoursText | None = None
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours_are_exact(cls, value: object) -> object:
+        if value is not None:
+            positive_minutes_from_hours(value)
+        return value
+
+    def total_minutes(self) -> int:
+        if (self.minutes is None) == (self.hours is None):
+            raise errors.InvalidEntry("give the amount as exactly one of 'minutes' or 'hours'")
+        if self.minutes is not None:
+            return self.minutes
+        return positive_minutes_from_hours(self.hours)
+
+
+class ErrorBody(BaseModel):
+    status_code: int
+    detail: str = Field(description="What went wrong, in words a person can act on.")
+    extra: dict[str, Any] | list[Any] | None = None
+
+
+_ERROR_MEANINGS = {
+    400: "The request is malformed or invalid; `detail` and `extra` name the field.",
+    401: "Not signed in, or the token is invalid, expired or revoked.",
+    403: "Signed in, but this role may not do this.",
+    404: "Not found, or in an organisation the caller does not belong to.",
+    409: "Refused by the ledger: balance below the minimum, key reused, already reversed, closed period.",
+    429: "Too many failed sign-ins; wait for `Retry-After` seconds.",
+    503: "The database is unavailable; nothing was recorded. Try again shortly.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the errors an operation can answer with."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_ERROR_MEANINGS[code], generate_examples=False)
+        for code in codes
+    }

@@ -1,0 +1,145 @@
+"""Who is calling, and what they are in the organisation named in the path.
+
+One query answers both (token -> user -> membership), so an authenticated,
+organisation-scoped request costs a single round trip before its real work.
+Every request re-reads the token and the user, so a revoked token or a
+deactivated user loses access at the very next request.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from sqlalchemy import and_, select
+
+from timebank.auth.tokens import hash_token
+from timebank.db import Database
+from timebank.models import Account, ApiToken, Member, Organisation, Role, User
+
+api_tokens = ApiToken.__table__
+users = User.__table__
+members = Member.__table__
+accounts = Account.__table__
+organisations = Organisation.__table__
+
+STAFF_ROLES = frozenset({Role.STAFF, Role.COORDINATOR})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: int
+    username: str
+    is_site_admin: bool
+    token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrgContext:
+    """The caller's standing in one organisation (they are an active member of it)."""
+
+    caller: Caller
+    organisation_id: int
+    slug: str
+    timezone: str
+    member_id: int
+    role: Role
+    account_id: int
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff or coordinator: may act on any member of the organisation."""
+        return self.role in STAFF_ROLES
+
+    def require_staff(self) -> None:
+        if not self.is_staff:
+            raise PermissionDeniedException("only staff and coordinators may do this")
+
+    def require_coordinator(self) -> None:
+        if self.role is not Role.COORDINATOR:
+            raise PermissionDeniedException("only a coordinator may do this")
+
+
+def _bearer_token_hash(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException(
+            "sign in first: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token gives one)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return hash_token(token.strip())
+
+
+def _token_is_live(token_hash: str):  # type: ignore[no-untyped-def]
+    return and_(
+        api_tokens.c.token_hash == token_hash,
+        api_tokens.c.revoked_at.is_(None),
+        api_tokens.c.expires_at > dt.datetime.now(dt.UTC),
+        users.c.is_active.is_(True),
+    )
+
+
+_EXPIRED = "the token is invalid, expired or revoked; sign in again"
+
+
+async def provide_caller(request: Request, db: Database) -> Caller:
+    token_hash = _bearer_token_hash(request)
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(users.c.id, users.c.username, users.c.is_site_admin)
+                .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+                .where(_token_is_live(token_hash))
+            )
+        ).first()
+    if row is None:
+        raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
+    return Caller(row.id, row.username, row.is_site_admin, token_hash)
+
+
+async def provide_org_context(request: Request, org: str, db: Database) -> OrgContext:
+    """The caller and their membership of ``org``; 404 if they are not an active member."""
+    token_hash = _bearer_token_hash(request)
+    membership = and_(
+        members.c.user_id == users.c.id,
+        members.c.organisation_id == organisations.c.id,
+        members.c.is_active.is_(True),
+    )
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    users.c.id.label("user_id"),
+                    users.c.username,
+                    users.c.is_site_admin,
+                    organisations.c.id.label("organisation_id"),
+                    organisations.c.timezone,
+                    members.c.id.label("member_id"),
+                    members.c.role,
+                    accounts.c.id.label("account_id"),
+                )
+                .select_from(
+                    api_tokens.join(users, users.c.id == api_tokens.c.user_id)
+                    .outerjoin(organisations, organisations.c.slug == org)
+                    .outerjoin(members, membership)
+                    .outerjoin(accounts, accounts.c.member_id == members.c.id)
+                )
+                .where(_token_is_live(token_hash))
+            )
+        ).first()
+    if row is None:
+        raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
+    if row.member_id is None:
+        # The same answer whether the organisation does not exist or is not theirs.
+        raise NotFoundException(f"no organisation {org!r}")
+    caller = Caller(row.user_id, row.username, row.is_site_admin, token_hash)
+    return OrgContext(
+        caller=caller,
+        organisation_id=row.organisation_id,
+        slug=org,
+        timezone=row.timezone,
+        member_id=row.member_id,
+        role=Role(row.role),
+        account_id=row.account_id,
+    )

@@ -1,0 +1,1 @@
+"""Exchanges: logging help given and received, group activities, reversals."""

@@ -1,0 +1,178 @@
+"""Exchanges: the ledger's writes over HTTP, each with an Idempotency-Key."""
+
+import datetime as dt
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.exceptions import PermissionDeniedException
+from litestar.openapi import ResponseSpec
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from timebank import ledger
+from timebank.api.schemas import error_responses
+from timebank.auth.context import OrgContext
+from timebank.db import Database
+from timebank.exchanges.schemas import (
+    ExchangeCreate,
+    ReversalCreate,
+    TransactionPage,
+    TransactionPublic,
+    decode_cursor,
+    encode_cursor,
+)
+from timebank.ledger import PostedTransaction
+from timebank.ledger.posting import MAX_KEY_LENGTH, check_idempotency_key
+from timebank.ledger.reading import list_transactions
+
+IdempotencyKey = Annotated[
+    str,
+    Parameter(
+        header="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="Any unique string per intended entry (a UUID is ideal). Sending the same key again "
+        "returns the first answer and posts nothing; the same key with a different body is refused (409).",
+    ),
+]
+
+_REPLAYED = ResponseSpec(
+    data_container=TransactionPublic,
+    description="A replayed Idempotency-Key: the original transaction, unchanged (header Idempotent-Replayed: true).",
+    generate_examples=False,
+)
+
+
+def _answer(posted: PostedTransaction) -> Response[TransactionPublic]:
+    """201 for a new transaction; 200 and the original for a replayed key."""
+    headers = {} if posted.created else {"Idempotent-Replayed": "true"}
+    return Response(
+        TransactionPublic.of(posted),
+        status_code=HTTP_201_CREATED if posted.created else HTTP_200_OK,
+        headers=headers,
+    )
+
+
+class ExchangeController(Controller):
+    path = "/exchanges"
+    tags = ["exchanges"]
+
+    @post(
+        "/",
+        summary="Log an exchange or a group activity",
+        description="Giving credits the giver; receiving debits the receiver. A member may log only help "
+        "they received (themself as the receiver). Staff and coordinators may log between any accounts "
+        "of the organisation, and group activities (many givers and receivers, both sides totalling the same).",
+        responses={200: _REPLAYED, **error_responses(400, 401, 403, 404, 409, 503)},
+    )
+    async def create(
+        self, data: ExchangeCreate, ctx: OrgContext, db: Database, idempotency_key: IdempotencyKey
+    ) -> Response[TransactionPublic]:
+        check_idempotency_key(idempotency_key)
+        if data.is_group:
+            ctx.require_staff()
+            assert data.givers is not None and data.receivers is not None
+            posted = await ledger.post_group_activity(
+                db,
+                ctx.organisation_id,
+                givers=[(leg.account_id, leg.total_minutes()) for leg in data.givers],
+                receivers=[(leg.account_id, leg.total_minutes()) for leg in data.receivers],
+                occurred_on=data.occurred_on,
+                description=data.description,
+                category=data.category,
+                recorded_by=ctx.caller.user_id,
+                idempotency_key=idempotency_key,
+            )
+            return _answer(posted)
+        assert data.giver_account_id is not None and data.receiver_account_id is not None
+        if not ctx.is_staff and data.receiver_account_id != ctx.account_id:
+            raise PermissionDeniedException(
+                "a member may record only help they received: the receiver must be your own account"
+            )
+        posted = await ledger.post_exchange(
+            db,
+            ctx.organisation_id,
+            giver_account_id=data.giver_account_id,
+            receiver_account_id=data.receiver_account_id,
+            minutes=data.total_minutes(),
+            occurred_on=data.occurred_on,
+            description=data.description,
+            category=data.category,
+            recorded_by=ctx.caller.user_id,
+            idempotency_key=idempotency_key,
+        )
+        return _answer(posted)
+
+    @get(
+        "/",
+        summary="Exchanges, newest first (staff, coordinators)",
+        description="Filter by service date, account and category. Pages with ?cursor= from next_cursor.",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
+    async def list_all(
+        self,
+        ctx: OrgContext,
+        db: Database,
+        from_date: Annotated[dt.date | None, Parameter(query="from")] = None,
+        to_date: Annotated[dt.date | None, Parameter(query="to")] = None,
+        account_id: Annotated[int | None, Parameter(ge=1)] = None,
+        category: Annotated[str | None, Parameter(max_length=80)] = None,
+        cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> TransactionPage:
+        ctx.require_staff()
+        page = await list_transactions(
+            db,
+            ctx.organisation_id,
+            start=from_date,
+            end=to_date,
+            account_id=account_id,
+            category=category,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        more = len(page) > limit
+        page = page[:limit]
+        return TransactionPage(
+            items=[TransactionPublic.of(t) for t in page],
+            next_cursor=encode_cursor(page[-1]) if more else None,
+        )
+
+    @get(
+        "/{transaction_id:int}",
+        summary="One exchange (staff, coordinators, or a member whose account it touches)",
+        responses=error_responses(401, 403, 404, 503),
+    )
+    async def get_one(self, transaction_id: int, ctx: OrgContext, db: Database) -> TransactionPublic:
+        posted = await ledger.get_transaction(db, ctx.organisation_id, transaction_id)
+        if not ctx.is_staff and all(p.account_id != ctx.account_id for p in posted.postings):
+            raise PermissionDeniedException("you may see only exchanges on your own account")
+        return TransactionPublic.of(posted)
+
+    @post(
+        "/{transaction_id:int}/reversal",
+        summary="Reverse an exchange (coordinators)",
+        description="Posts a new transaction that cancels every leg of the original, dated today. "
+        "A transaction is reversed at most once: a second reversal is refused (409).",
+        responses={200: _REPLAYED, **error_responses(400, 401, 403, 404, 409, 503)},
+    )
+    async def reverse(
+        self,
+        transaction_id: int,
+        data: ReversalCreate,
+        ctx: OrgContext,
+        db: Database,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[TransactionPublic]:
+        ctx.require_coordinator()
+        check_idempotency_key(idempotency_key)
+        posted = await ledger.reverse_transaction(
+            db,
+            ctx.organisation_id,
+            transaction_id,
+            reason=data.reason,
+            recorded_by=ctx.caller.user_id,
+            idempotency_key=idempotency_key,
+        )
+        return _answer(posted)
+

@@ -1,0 +1,111 @@
+"""Members: registered and edited by staff and coordinators; each may read their own record."""
+
+from typing import Annotated
+
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from timebank.api.schemas import amount, error_responses
+from timebank.auth.context import OrgContext
+from timebank.db import Database
+from timebank.members.schemas import MemberCreate, MemberPage, MemberPublic, MemberUpdate
+from timebank.members.service import MemberView, create_member, get_member, list_members, update_member
+from timebank.models import Role
+
+
+def _public(view: MemberView) -> MemberPublic:
+    return MemberPublic(
+        id=view.id,
+        display_name=view.display_name,
+        email=view.email,
+        role=view.role,
+        username=view.username,
+        joined_on=view.joined_on,
+        is_active=view.is_active,
+        account_id=view.account_id,
+        balance=amount(view.balance_minutes),
+    )
+
+
+class MemberController(Controller):
+    path = "/members"
+    tags = ["members"]
+
+    @post(
+        "/",
+        summary="Register a member (staff, coordinators)",
+        description="A member without a username cannot sign in (many never do). "
+        "Only a coordinator may give a role other than member.",
+        responses=error_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def create(self, data: MemberCreate, ctx: OrgContext, db: Database) -> MemberPublic:
+        ctx.require_staff()
+        if data.role is not Role.MEMBER:
+            ctx.require_coordinator()
+        new = await create_member(
+            db,
+            ctx.organisation_id,
+            display_name=data.display_name,
+            role=data.role,
+            username=data.username,
+            password=data.password,
+            email=data.email,
+            joined_on=data.joined_on,
+        )
+        assert new.member.id is not None
+        return _public(await get_member(db, ctx.organisation_id, new.member.id))
+
+    @get(
+        "/",
+        summary="List members, with balances (staff, coordinators)",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
+    async def list_all(
+        self,
+        ctx: OrgContext,
+        db: Database,
+        search: Annotated[str | None, Parameter(query="q", max_length=200, description="Part of the name.")] = None,
+        active: Annotated[bool | None, Parameter(description="Only active (true) or inactive (false) members.")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+    ) -> MemberPage:
+        ctx.require_staff()
+        views, total = await list_members(
+            db, ctx.organisation_id, search=search, active=active, limit=limit, offset=offset
+        )
+        return MemberPage(items=[_public(v) for v in views], total=total, limit=limit, offset=offset)
+
+    @get(
+        "/{member_id:int}",
+        summary="A member (the member themself, staff, coordinators)",
+        responses=error_responses(401, 403, 404, 503),
+    )
+    async def get_one(self, member_id: int, ctx: OrgContext, db: Database) -> MemberPublic:
+        if member_id != ctx.member_id:
+            ctx.require_staff()
+        return _public(await get_member(db, ctx.organisation_id, member_id))
+
+    @patch(
+        "/{member_id:int}",
+        summary="Edit or deactivate a member (staff, coordinators; roles: coordinators)",
+        description="Deactivation keeps the account and its history; new exchanges with it are refused. "
+        "The last active coordinator cannot be demoted or deactivated.",
+        responses=error_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def update(self, member_id: int, data: MemberUpdate, ctx: OrgContext, db: Database) -> MemberPublic:
+        ctx.require_staff()
+        current = await get_member(db, ctx.organisation_id, member_id)
+        if data.role is not None and data.role is not current.role:
+            ctx.require_coordinator()
+        if current.role is Role.COORDINATOR:  # staff may not edit those above them
+            ctx.require_coordinator()
+        await update_member(
+            db,
+            ctx.organisation_id,
+            member_id,
+            display_name=data.display_name,
+            email=data.email,
+            role=data.role,
+            is_active=data.is_active,
+        )
+        return _public(await get_member(db, ctx.organisation_id, member_id))

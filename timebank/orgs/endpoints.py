@@ -1,0 +1,82 @@
+"""Organisations: created by a site administrator, read by members, run by coordinators."""
+
+from litestar import Controller, get, patch, post
+from litestar.di import Provide
+from litestar.exceptions import PermissionDeniedException
+
+from timebank.api.schemas import amount, error_responses
+from timebank.auth.context import Caller, OrgContext, provide_caller
+from timebank.db import Database
+from timebank.orgs.schemas import OrganisationCreate, OrganisationPublic, OrganisationUpdate
+from timebank.orgs.service import create_organisation, get_organisation_details, update_organisation
+
+
+async def _public(db: Database, organisation_id: int) -> OrganisationPublic:
+    details = await get_organisation_details(db, organisation_id)
+    organisation = details.organisation
+    assert organisation.id is not None
+    return OrganisationPublic(
+        id=organisation.id,
+        slug=organisation.slug,
+        name=organisation.name,
+        timezone=organisation.timezone,
+        min_balance=amount(organisation.min_balance_minutes),
+        books_closed_through=organisation.books_closed_through,
+        categories=details.categories,
+        agency_account_id=details.agency_account_id,
+        pot_account_id=details.pot_account_id,
+    )
+
+
+@post(
+    "/api/v1/orgs",
+    summary="Create an organisation (site administrators)",
+    description="Creates the organisation with its agency account, community pot and default categories. "
+    "Its first coordinator is then registered with POST /api/v1/orgs/{org}/members.",
+    tags=["organisations"],
+    dependencies={"caller": Provide(provide_caller)},
+    responses=error_responses(400, 401, 403, 409, 503),
+)
+async def create_org(data: OrganisationCreate, caller: Caller, db: Database) -> OrganisationPublic:
+    if not caller.is_site_admin:
+        raise PermissionDeniedException("only a site administrator may create organisations")
+    minimum = data.min_balance()
+    organisation = await create_organisation(
+        db,
+        slug=data.slug,
+        name=data.name,
+        timezone=data.timezone,
+        **({"min_balance_minutes": minimum} if minimum is not None else {}),
+    )
+    assert organisation.id is not None
+    return await _public(db, organisation.id)
+
+
+class OrganisationController(Controller):
+    path = "/"
+    tags = ["organisations"]
+
+    @get("/", summary="The organisation (any member of it)", responses=error_responses(401, 404, 503))
+    async def get_org(self, ctx: OrgContext, db: Database) -> OrganisationPublic:
+        return await _public(db, ctx.organisation_id)
+
+    @patch(
+        "/",
+        summary="Change the organisation's settings (coordinators)",
+        description="Name, time zone, minimum balance, categories, and closing the books up to a date. "
+        "Tightening the minimum balance never makes an existing balance illegal: a member already below "
+        "it may still receive hours, but not spend more.",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
+    async def update_org(self, data: OrganisationUpdate, ctx: OrgContext, db: Database) -> OrganisationPublic:
+        ctx.require_coordinator()
+        await update_organisation(
+            db,
+            ctx.organisation_id,
+            name=data.name,
+            timezone=data.timezone,
+            min_balance_minutes=data.min_balance(),
+            categories=data.categories,
+            books_closed_through=data.books_closed_through,
+        )
+        return await _public(db, ctx.organisation_id)
