@@ -16,12 +16,12 @@ from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
 
 from timebank import __version__
-from timebank.config import Settings, get_settings
-from timebank.db import Database, create_database
-from timebank.errors import EXCEPTION_HANDLERS
 from timebank.accounts.endpoints import AccountController
 from timebank.auth.context import provide_org_context
 from timebank.auth.endpoints import AuthController, me
+from timebank.config import Settings, get_settings
+from timebank.db import Database, create_database
+from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController

@@ -175,9 +175,7 @@ def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
             TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
         ) as progress:
             task = progress.add_task("import", total=len(parsed.rows))
-            return await import_members(
-                db, organisation.id, parsed, on_row=lambda: progress.advance(task)
-            )
+            return await import_members(db, organisation.id, parsed, on_row=lambda: progress.advance(task))
 
     result = _run(work)
     console.print(

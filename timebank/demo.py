@@ -35,8 +35,18 @@ DEMO_LOGINS = (
     ("ben", "demo-member-pass", "Ben Adeyemi", Role.MEMBER),
 )
 MEMBERS_WITHOUT_LOGIN = (
-    "Carol Whitfield", "Dev Sharma", "Edna Lowe", "Femi Bello", "Gwen Hughes", "Harry Doyle",
-    "Irene Kowalski", "Jamal Rahman", "Kath O'Neill", "Leon Grant", "Maria Santos", "Nora Byrne",
+    "Carol Whitfield",
+    "Dev Sharma",
+    "Edna Lowe",
+    "Femi Bello",
+    "Gwen Hughes",
+    "Harry Doyle",
+    "Irene Kowalski",
+    "Jamal Rahman",
+    "Kath O'Neill",
+    "Leon Grant",
+    "Maria Santos",
+    "Nora Byrne",
 )
 HELP = (
     ("Gardening", "Weeding the centre's vegetable beds"),
@@ -100,7 +110,9 @@ async def _demo_people(db: Database, organisation_id: int) -> tuple[dict[str, in
             await session.commit()
     for username, password, name, role in DEMO_LOGINS:
         if role is not None and name not in accounts:
-            new = await create_member(db, organisation_id, display_name=name, role=role, username=username, password=password)
+            new = await create_member(
+                db, organisation_id, display_name=name, role=role, username=username, password=password
+            )
             accounts[name] = new.account.id  # type: ignore[assignment]
     for name in MEMBERS_WITHOUT_LOGIN:
         if name not in accounts:
@@ -140,9 +152,16 @@ async def _demo_history(
                 category, description = rng.choice(HELP)
                 await attempt(
                     ledger.post_exchange(
-                        db, org_id, giver_account_id=accounts[giver], receiver_account_id=accounts[receiver],
-                        minutes=rng.choice((30, 60, 60, 90, 120)), occurred_on=day, description=description,
-                        category=category, recorded_by=staff_user, idempotency_key=f"demo-{step}",
+                        db,
+                        org_id,
+                        giver_account_id=accounts[giver],
+                        receiver_account_id=accounts[receiver],
+                        minutes=rng.choice((30, 60, 60, 90, 120)),
+                        occurred_on=day,
+                        description=description,
+                        category=category,
+                        recorded_by=staff_user,
+                        idempotency_key=f"demo-{step}",
                     )
                 )
             if day.weekday() == 2:  # Wednesday: a volunteer runs the art group for three attendees
@@ -150,49 +169,82 @@ async def _demo_history(
                 volunteer, *attendees = rng.sample(members, 4)
                 await attempt(
                     ledger.post_group_activity(
-                        db, org_id, givers=[(accounts[volunteer], 90)],
-                        receivers=[(accounts[a], 30) for a in attendees], occurred_on=day,
-                        description="Ran the Wednesday art group", category="Arts and crafts",
-                        recorded_by=staff_user, idempotency_key=f"demo-{step}",
+                        db,
+                        org_id,
+                        givers=[(accounts[volunteer], 90)],
+                        receivers=[(accounts[a], 30) for a in attendees],
+                        occurred_on=day,
+                        description="Ran the Wednesday art group",
+                        category="Arts and crafts",
+                        recorded_by=staff_user,
+                        idempotency_key=f"demo-{step}",
                     )
                 )
             if day.weekday() == 4:  # Friday: a member helps the centre itself (service hours)
                 step += 1
                 await attempt(
                     ledger.post_exchange(
-                        db, org_id, giver_account_id=accounts[rng.choice(members)], receiver_account_id=agency,
-                        minutes=120, occurred_on=day, description="Set up and ran the coffee morning",
-                        category="Events", recorded_by=staff_user, idempotency_key=f"demo-{step}",
+                        db,
+                        org_id,
+                        giver_account_id=accounts[rng.choice(members)],
+                        receiver_account_id=agency,
+                        minutes=120,
+                        occurred_on=day,
+                        description="Set up and ran the coffee morning",
+                        category="Events",
+                        recorded_by=staff_user,
+                        idempotency_key=f"demo-{step}",
                     )
                 )
         if day.day == 1:  # monthly: a donation to the pot and a grant from it
             step += 1
             await attempt(
                 ledger.donate_to_pot(
-                    db, org_id, member_account_id=accounts["Alice Murray"], minutes=60, occurred_on=day,
-                    description="Donated hours to the community pot", recorded_by=staff_user,
+                    db,
+                    org_id,
+                    member_account_id=accounts["Alice Murray"],
+                    minutes=60,
+                    occurred_on=day,
+                    description="Donated hours to the community pot",
+                    recorded_by=staff_user,
                     idempotency_key=f"demo-{step}",
                 )
             )
             step += 1
             await attempt(
                 ledger.grant_from_pot(
-                    db, org_id, member_account_id=accounts[rng.choice(members)], minutes=60, occurred_on=day,
-                    description="Grant from the pot for a new member", recorded_by=staff_user,
+                    db,
+                    org_id,
+                    member_account_id=accounts[rng.choice(members)],
+                    minutes=60,
+                    occurred_on=day,
+                    description="Grant from the pot for a new member",
+                    recorded_by=staff_user,
                     idempotency_key=f"demo-{step}",
                 )
             )
         day += dt.timedelta(days=1)
     # A mistake and its correction, as coordinators make them.
     mistaken = ledger.post_exchange(
-        db, org_id, giver_account_id=accounts["Ben Adeyemi"], receiver_account_id=accounts["Carol Whitfield"],
-        minutes=60, occurred_on=today, description="Logged against the wrong member", category="Befriending",
-        recorded_by=staff_user, idempotency_key="demo-mistake",
+        db,
+        org_id,
+        giver_account_id=accounts["Ben Adeyemi"],
+        receiver_account_id=accounts["Carol Whitfield"],
+        minutes=60,
+        occurred_on=today,
+        description="Logged against the wrong member",
+        category="Befriending",
+        recorded_by=staff_user,
+        idempotency_key="demo-mistake",
     )
     try:
         wrong = await mistaken
         await ledger.reverse_transaction(
-            db, org_id, wrong.id, reason="Logged against the wrong member", recorded_by=staff_user,
+            db,
+            org_id,
+            wrong.id,
+            reason="Logged against the wrong member",
+            recorded_by=staff_user,
             idempotency_key="demo-mistake-reversal",
         )
         posted += 2

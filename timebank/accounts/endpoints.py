@@ -5,13 +5,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter, QueryParameter
 
 from timebank import ledger
 from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
+from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
-from timebank.auth.context import OrgContext
-from timebank.db import Database
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
 
@@ -30,8 +29,8 @@ class AccountController(Controller):
     )
     async def list_all(
         self,
-        ctx: OrgContext,
-        db: Database,
+        ctx: OrgContextDep,
+        db: DatabaseDep,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> AccountPage:
@@ -44,7 +43,7 @@ class AccountController(Controller):
         summary="An account and its balance (its owner, staff, coordinators)",
         responses=error_responses(401, 403, 404, 503),
     )
-    async def get_one(self, account_id: int, ctx: OrgContext, db: Database) -> AccountPublic:
+    async def get_one(self, account_id: FromPath[int], ctx: OrgContextDep, db: DatabaseDep) -> AccountPublic:
         if account_id != ctx.account_id:
             ctx.require_staff()
         return AccountPublic.of(await get_account(db, ctx.organisation_id, account_id))
@@ -58,11 +57,11 @@ class AccountController(Controller):
     )
     async def statement(
         self,
-        account_id: int,
-        ctx: OrgContext,
-        db: Database,
-        from_date: Annotated[dt.date | None, Parameter(query="from", description="First day (YYYY-MM-DD).")] = None,
-        to_date: Annotated[dt.date | None, Parameter(query="to", description="Last day (YYYY-MM-DD).")] = None,
+        account_id: FromPath[int],
+        ctx: OrgContextDep,
+        db: DatabaseDep,
+        from_date: Annotated[dt.date | None, QueryParameter(name="from", description="First day (YYYY-MM-DD).")] = None,
+        to_date: Annotated[dt.date | None, QueryParameter(name="to", description="Last day (YYYY-MM-DD).")] = None,
     ) -> StatementPublic:
         if account_id != ctx.account_id:
             ctx.require_staff()

@@ -2,10 +2,9 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from timebank.api.schemas import Amount
+from timebank.api.schemas import Amount, amount
 from timebank.ledger.reading import AccountView
 from timebank.models import AccountKind, TransactionKind
-from timebank.api.schemas import amount
 
 
 class AccountPublic(BaseModel):

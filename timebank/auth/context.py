@@ -10,7 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
 from sqlalchemy import and_, select
 
 from timebank.auth.tokens import hash_token
@@ -83,7 +85,7 @@ def _token_is_live(token_hash: str):  # type: ignore[no-untyped-def]
 _EXPIRED = "the token is invalid, expired or revoked; sign in again"
 
 
-async def provide_caller(request: Request, db: Database) -> Caller:
+async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
     token_hash = _bearer_token_hash(request)
     async with db.engine.connect() as conn:
         row = (
@@ -98,7 +100,7 @@ async def provide_caller(request: Request, db: Database) -> Caller:
     return Caller(row.id, row.username, row.is_site_admin, token_hash)
 
 
-async def provide_org_context(request: Request, org: str, db: Database) -> OrgContext:
+async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
     """The caller and their membership of ``org``; 404 if they are not an active member."""
     token_hash = _bearer_token_hash(request)
     membership = and_(

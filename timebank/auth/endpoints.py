@@ -6,17 +6,17 @@ import datetime as dt
 from litestar import Controller, Request, delete, get, post
 from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy import select
 
+from timebank.api.dependencies import CallerDep, DatabaseDep, SettingsDep
 from timebank.api.schemas import error_responses
 from timebank.auth import rate_limit
-from timebank.auth.context import Caller, provide_caller
+from timebank.auth.context import provide_caller
 from timebank.auth.passwords import hash_password, normalise_username, verify_password
 from timebank.auth.schemas import Me, MyMembership, TokenRequest, TokenResponse
 from timebank.auth.tokens import issue_token, revoke_token
-from timebank.config import Settings
-from timebank.db import Database
 from timebank.models import Account, Member, Organisation, Role, User
 
 WRONG_CREDENTIALS = "wrong username or password"
@@ -40,7 +40,9 @@ class AuthController(Controller):
         exclude_from_auth=True,
         responses=error_responses(400, 401, 429, 503),
     )
-    async def sign_in(self, request: Request, data: TokenRequest, db: Database, settings: Settings) -> TokenResponse:
+    async def sign_in(
+        self, request: Request, data: JSONBody[TokenRequest], db: DatabaseDep, settings: SettingsDep
+    ) -> TokenResponse:
         username = normalise_username(data.username)
         client = request.client.host if request.client else "unknown"
         window = dt.timedelta(minutes=settings.sign_in_window_minutes)
@@ -74,7 +76,7 @@ class AuthController(Controller):
         dependencies={"caller": Provide(provide_caller)},
         responses=error_responses(401, 503),
     )
-    async def sign_out(self, caller: Caller, db: Database) -> None:
+    async def sign_out(self, caller: CallerDep, db: DatabaseDep) -> None:
         await revoke_token(db, caller.token_hash)
 
 
@@ -85,7 +87,7 @@ class AuthController(Controller):
     dependencies={"caller": Provide(provide_caller)},
     responses=error_responses(401, 503),
 )
-async def me(caller: Caller, db: Database) -> Me:
+async def me(caller: CallerDep, db: DatabaseDep) -> Me:
     async with db.engine.connect() as conn:
         rows = (
             await conn.execute(

@@ -44,7 +44,9 @@ async def check_not_throttled(
         ).all()
     waits = []
     for row in rows:
-        started = row.window_started_at if row.window_started_at.tzinfo else row.window_started_at.replace(tzinfo=dt.UTC)
+        started = (
+            row.window_started_at if row.window_started_at.tzinfo else row.window_started_at.replace(tzinfo=dt.UTC)
+        )
         ends = started + window
         if row.failures >= limits[row.bucket] and ends > now:
             waits.append(math.ceil((ends - now).total_seconds()))

@@ -6,13 +6,12 @@ from typing import Annotated
 from litestar import Controller, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from timebank import ledger
+from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import error_responses
-from timebank.auth.context import OrgContext
-from timebank.db import Database
 from timebank.exchanges.schemas import (
     ExchangeCreate,
     ReversalCreate,
@@ -27,8 +26,8 @@ from timebank.ledger.reading import list_transactions
 
 IdempotencyKey = Annotated[
     str,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         min_length=1,
         max_length=MAX_KEY_LENGTH,
         description="Any unique string per intended entry (a UUID is ideal). Sending the same key again "
@@ -66,7 +65,7 @@ class ExchangeController(Controller):
         responses={200: _REPLAYED, **error_responses(400, 401, 403, 404, 409, 503)},
     )
     async def create(
-        self, data: ExchangeCreate, ctx: OrgContext, db: Database, idempotency_key: IdempotencyKey
+        self, data: JSONBody[ExchangeCreate], ctx: OrgContextDep, db: DatabaseDep, idempotency_key: IdempotencyKey
     ) -> Response[TransactionPublic]:
         check_idempotency_key(idempotency_key)
         if data.is_group:
@@ -111,10 +110,10 @@ class ExchangeController(Controller):
     )
     async def list_all(
         self,
-        ctx: OrgContext,
-        db: Database,
-        from_date: Annotated[dt.date | None, Parameter(query="from")] = None,
-        to_date: Annotated[dt.date | None, Parameter(query="to")] = None,
+        ctx: OrgContextDep,
+        db: DatabaseDep,
+        from_date: Annotated[dt.date | None, QueryParameter(name="from")] = None,
+        to_date: Annotated[dt.date | None, QueryParameter(name="to")] = None,
         account_id: Annotated[int | None, Parameter(ge=1)] = None,
         category: Annotated[str | None, Parameter(max_length=80)] = None,
         cursor: Annotated[str | None, Parameter(max_length=100)] = None,
@@ -143,7 +142,7 @@ class ExchangeController(Controller):
         summary="One exchange (staff, coordinators, or a member whose account it touches)",
         responses=error_responses(401, 403, 404, 503),
     )
-    async def get_one(self, transaction_id: int, ctx: OrgContext, db: Database) -> TransactionPublic:
+    async def get_one(self, transaction_id: FromPath[int], ctx: OrgContextDep, db: DatabaseDep) -> TransactionPublic:
         posted = await ledger.get_transaction(db, ctx.organisation_id, transaction_id)
         if not ctx.is_staff and all(p.account_id != ctx.account_id for p in posted.postings):
             raise PermissionDeniedException("you may see only exchanges on your own account")
@@ -158,10 +157,10 @@ class ExchangeController(Controller):
     )
     async def reverse(
         self,
-        transaction_id: int,
-        data: ReversalCreate,
-        ctx: OrgContext,
-        db: Database,
+        transaction_id: FromPath[int],
+        data: JSONBody[ReversalCreate],
+        ctx: OrgContextDep,
+        db: DatabaseDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[TransactionPublic]:
         ctx.require_coordinator()
@@ -175,4 +174,3 @@ class ExchangeController(Controller):
             idempotency_key=idempotency_key,
         )
         return _answer(posted)
-

@@ -36,8 +36,7 @@ class ExchangeCreate(AmountInput):
         if any(value is not None for value in group):
             if any(value is not None for value in single):
                 raise ValueError(
-                    "give either giver_account_id, receiver_account_id and an amount, "
-                    "or givers and receivers, not both"
+                    "give either giver_account_id, receiver_account_id and an amount, or givers and receivers, not both"
                 )
             if self.givers is None or self.receivers is None:
                 raise ValueError("a group activity needs both givers and receivers")
@@ -116,4 +115,3 @@ def decode_cursor(cursor: str) -> TransactionCursor:
         return TransactionCursor(dt.date.fromisoformat(day), int(ident))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise errors.InvalidEntry("the cursor is not one this API gave out; start again without it") from None
-

@@ -8,7 +8,7 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
 
-from timebank.db import Database
+from timebank.api.dependencies import DatabaseDep
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -26,7 +26,7 @@ async def health() -> dict[str, str]:
     exclude_from_auth=True,
     responses={503: ResponseSpec(data_container=dict[str, str], description="The database is unreachable")},
 )
-async def ready(db: Database) -> Response[dict[str, str]]:
+async def ready(db: DatabaseDep) -> Response[dict[str, str]]:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             async with db.engine.connect() as conn:

@@ -27,7 +27,7 @@ def hours_to_minutes(value: object) -> int:
     elif isinstance(value, str):
         hours = _decimal_from_text(value.strip())
     else:
-        raise InvalidEntry("hours must be a number or a decimal string such as \"1.50\"")
+        raise InvalidEntry('hours must be a number or a decimal string such as "1.50"')
     minutes = hours * MINUTES_PER_HOUR
     if minutes != minutes.to_integral_value():
         raise InvalidEntry(
@@ -40,7 +40,7 @@ def hours_to_minutes(value: object) -> int:
 def _decimal_from_text(text: str) -> Decimal:
     if not _HOURS_PATTERN.fullmatch(text):
         raise InvalidEntry(
-            f"{text[:40]!r} is not an amount of hours: use digits with at most two decimals, such as \"1.50\""
+            f'{text[:40]!r} is not an amount of hours: use digits with at most two decimals, such as "1.50"'
         )
     return Decimal(text)
 

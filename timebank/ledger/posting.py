@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -309,9 +309,7 @@ async def reverse_transaction(
 
 async def shared_account_id(db: Database | AsyncConnection, organisation_id: int, kind: AccountKind) -> int:
     """The id of the organisation's agency account or community pot."""
-    query = select(accounts.c.id).where(
-        accounts.c.organisation_id == organisation_id, accounts.c.kind == kind.value
-    )
+    query = select(accounts.c.id).where(accounts.c.organisation_id == organisation_id, accounts.c.kind == kind.value)
     if isinstance(db, AsyncConnection):
         account_id = await db.scalar(query)
     else:
@@ -522,9 +520,7 @@ async def _load_reversible(conn: AsyncConnection, organisation_id: int, transact
     if original is None:
         raise errors.TransactionNotFound(f"no transaction {transaction_id} in this organisation")
     if original.kind is TransactionKind.REVERSAL:
-        raise errors.CannotReverse(
-            f"transaction {transaction_id} is itself a reversal; post the correct entry instead"
-        )
+        raise errors.CannotReverse(f"transaction {transaction_id} is itself a reversal; post the correct entry instead")
     already = await conn.scalar(select(transactions.c.id).where(transactions.c.reverses_id == transaction_id))
     if already is not None:
         raise _already_reversed(transaction_id, already)
@@ -619,8 +615,7 @@ def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
     today = rules.today()
     if occurred_on > today:
         raise errors.FutureDate(
-            f"occurred_on {occurred_on.isoformat()} is in the future; "
-            f"today is {today.isoformat()} in {rules.timezone}"
+            f"occurred_on {occurred_on.isoformat()} is in the future; today is {today.isoformat()} in {rules.timezone}"
         )
     if rules.books_closed_through is not None and occurred_on <= rules.books_closed_through:
         raise errors.PeriodClosed(
@@ -650,9 +645,7 @@ async def _lock_accounts(conn: AsyncConnection, organisation_id: int, account_id
     locked = {row.id: row for row in rows}
     missing = [account_id for account_id in account_ids if account_id not in locked]
     if missing:
-        raise errors.UnknownAccount(
-            f"no account {missing[0]} in this organisation", account_id=missing[0]
-        )
+        raise errors.UnknownAccount(f"no account {missing[0]} in this organisation", account_id=missing[0])
     return locked
 
 

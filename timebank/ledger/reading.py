@@ -22,7 +22,9 @@ organisations = Organisation.__table__
 ACCOUNT_LABELS = {AccountKind.AGENCY: "Agency account", AccountKind.POT: "Community pot"}
 
 
-async def load_transaction(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction | None:
+async def load_transaction(
+    conn: AsyncConnection, organisation_id: int, transaction_id: int
+) -> PostedTransaction | None:
     """A transaction with its postings, or None if it is not in this organisation."""
     row = (
         await conn.execute(
@@ -238,7 +240,9 @@ async def get_account(db: Database, organisation_id: int, account_id: int) -> Ac
     return _account_view(row)
 
 
-async def list_accounts(db: Database, organisation_id: int, *, limit: int, offset: int) -> tuple[list[AccountView], int]:
+async def list_accounts(
+    db: Database, organisation_id: int, *, limit: int, offset: int
+) -> tuple[list[AccountView], int]:
     """A page of accounts: the agency account and the pot first, then members by name."""
     async with db.engine.connect() as conn:
         rows = (

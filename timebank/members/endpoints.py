@@ -3,11 +3,10 @@
 from typing import Annotated
 
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
+from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
-from timebank.auth.context import OrgContext
-from timebank.db import Database
 from timebank.members.schemas import MemberCreate, MemberPage, MemberPublic, MemberUpdate
 from timebank.members.service import MemberView, create_member, get_member, list_members, update_member
 from timebank.models import Role
@@ -38,7 +37,7 @@ class MemberController(Controller):
         "Only a coordinator may give a role other than member.",
         responses=error_responses(400, 401, 403, 404, 409, 503),
     )
-    async def create(self, data: MemberCreate, ctx: OrgContext, db: Database) -> MemberPublic:
+    async def create(self, data: JSONBody[MemberCreate], ctx: OrgContextDep, db: DatabaseDep) -> MemberPublic:
         ctx.require_staff()
         if data.role is not Role.MEMBER:
             ctx.require_coordinator()
@@ -62,9 +61,9 @@ class MemberController(Controller):
     )
     async def list_all(
         self,
-        ctx: OrgContext,
-        db: Database,
-        search: Annotated[str | None, Parameter(query="q", max_length=200, description="Part of the name.")] = None,
+        ctx: OrgContextDep,
+        db: DatabaseDep,
+        search: Annotated[str | None, QueryParameter(name="q", max_length=200, description="Part of the name.")] = None,
         active: Annotated[bool | None, Parameter(description="Only active (true) or inactive (false) members.")] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
@@ -80,7 +79,7 @@ class MemberController(Controller):
         summary="A member (the member themself, staff, coordinators)",
         responses=error_responses(401, 403, 404, 503),
     )
-    async def get_one(self, member_id: int, ctx: OrgContext, db: Database) -> MemberPublic:
+    async def get_one(self, member_id: FromPath[int], ctx: OrgContextDep, db: DatabaseDep) -> MemberPublic:
         if member_id != ctx.member_id:
             ctx.require_staff()
         return _public(await get_member(db, ctx.organisation_id, member_id))
@@ -92,7 +91,9 @@ class MemberController(Controller):
         "The last active coordinator cannot be demoted or deactivated.",
         responses=error_responses(400, 401, 403, 404, 409, 503),
     )
-    async def update(self, member_id: int, data: MemberUpdate, ctx: OrgContext, db: Database) -> MemberPublic:
+    async def update(
+        self, member_id: FromPath[int], data: JSONBody[MemberUpdate], ctx: OrgContextDep, db: DatabaseDep
+    ) -> MemberPublic:
         ctx.require_staff()
         current = await get_member(db, ctx.organisation_id, member_id)
         if data.role is not None and data.role is not current.role:

@@ -96,9 +96,7 @@ def parse_member_csv(content: bytes) -> ParsedFile:
             continue
         key = row.display_name.casefold()
         if key in seen_names:
-            parsed.rejected.append(
-                RejectedRow(line, f"{row.display_name!r} already appears on line {seen_names[key]}")
-            )
+            parsed.rejected.append(RejectedRow(line, f"{row.display_name!r} already appears on line {seen_names[key]}"))
             continue
         seen_names[key] = line
         parsed.rows.append(row)
@@ -211,5 +209,7 @@ async def _import_row(
 async def count_members(db: Database, organisation_id: int) -> int:
     async with db.session() as session:
         return (
-            await session.exec(select(func.count()).select_from(Member).where(Member.organisation_id == organisation_id))
+            await session.exec(
+                select(func.count()).select_from(Member).where(Member.organisation_id == organisation_id)
+            )
         ).one()

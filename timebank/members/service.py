@@ -178,7 +178,11 @@ async def list_members(
     async with db.session() as session:
         rows = (
             await session.exec(
-                _member_view_query().where(*conditions).order_by(Member.display_name, Member.id).limit(limit).offset(offset)
+                _member_view_query()
+                .where(*conditions)
+                .order_by(Member.display_name, Member.id)
+                .limit(limit)
+                .offset(offset)
             )
         ).all()
         total = (await session.exec(select(func.count()).select_from(Member).where(*conditions))).one()
@@ -209,8 +213,10 @@ async def update_member(
             member.display_name = cleaned
         if email is not None:
             member.email = email
-        losing_coordinator = member.role is Role.COORDINATOR and member.is_active and (
-            (role is not None and role is not Role.COORDINATOR) or is_active is False
+        losing_coordinator = (
+            member.role is Role.COORDINATOR
+            and member.is_active
+            and ((role is not None and role is not Role.COORDINATOR) or is_active is False)
         )
         if losing_coordinator and await _active_coordinators(session, organisation_id) <= 1:
             raise errors.LedgerConflict(

@@ -27,9 +27,7 @@ class Account(SQLModel, table=True):
             name="balance_not_below_limit",
         ),
         CheckConstraint("version >= 0", name="version_not_negative"),
-        CheckConstraint(
-            "(kind = 'member') = (member_id IS NOT NULL)", name="member_accounts_have_a_member"
-        ),
+        CheckConstraint("(kind = 'member') = (member_id IS NOT NULL)", name="member_accounts_have_a_member"),
         # One agency account and at most one pot per organisation.
         Index(
             "uq_accounts_organisation_id_kind_shared",

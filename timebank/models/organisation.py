@@ -14,9 +14,7 @@ class Organisation(SQLModel, table=True):
     """
 
     __tablename__ = "organisations"
-    __table_args__ = (
-        CheckConstraint("min_balance_minutes <= 0", name="min_balance_not_positive"),
-    )
+    __table_args__ = (CheckConstraint("min_balance_minutes <= 0", name="min_balance_not_positive"),)
 
     id: int | None = id_field()
     slug: str = Field(max_length=63, unique=True)

@@ -25,24 +25,16 @@ class Transaction(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("organisation_id", "id"),
         UniqueConstraint("organisation_id", "idempotency_key"),
-        ForeignKeyConstraint(
-            ["organisation_id", "category_id"], ["categories.organisation_id", "categories.id"]
-        ),
-        ForeignKeyConstraint(
-            ["organisation_id", "reverses_id"], ["transactions.organisation_id", "transactions.id"]
-        ),
-        CheckConstraint(
-            "(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversals_name_their_original"
-        ),
+        ForeignKeyConstraint(["organisation_id", "category_id"], ["categories.organisation_id", "categories.id"]),
+        ForeignKeyConstraint(["organisation_id", "reverses_id"], ["transactions.organisation_id", "transactions.id"]),
+        CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversals_name_their_original"),
         Index("ix_transactions_organisation_id_occurred_on", "organisation_id", "occurred_on"),
     )
 
     id: int | None = id_field()
     organisation_id: int = Field(foreign_key="organisations.id", sa_type=BigId)
     kind: TransactionKind = Field(
-        sa_type=Enum(
-            TransactionKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-        )
+        sa_type=Enum(TransactionKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
     )
     # The organisation's local date the help was given; never in the future.
     occurred_on: dt.date

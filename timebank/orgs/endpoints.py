@@ -3,15 +3,16 @@
 from litestar import Controller, get, patch, post
 from litestar.di import Provide
 from litestar.exceptions import PermissionDeniedException
+from litestar.params import JSONBody
 
+from timebank.api.dependencies import CallerDep, DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
-from timebank.auth.context import Caller, OrgContext, provide_caller
-from timebank.db import Database
+from timebank.auth.context import provide_caller
 from timebank.orgs.schemas import OrganisationCreate, OrganisationPublic, OrganisationUpdate
 from timebank.orgs.service import create_organisation, get_organisation_details, update_organisation
 
 
-async def _public(db: Database, organisation_id: int) -> OrganisationPublic:
+async def _public(db: DatabaseDep, organisation_id: int) -> OrganisationPublic:
     details = await get_organisation_details(db, organisation_id)
     organisation = details.organisation
     assert organisation.id is not None
@@ -37,7 +38,7 @@ async def _public(db: Database, organisation_id: int) -> OrganisationPublic:
     dependencies={"caller": Provide(provide_caller)},
     responses=error_responses(400, 401, 403, 409, 503),
 )
-async def create_org(data: OrganisationCreate, caller: Caller, db: Database) -> OrganisationPublic:
+async def create_org(data: JSONBody[OrganisationCreate], caller: CallerDep, db: DatabaseDep) -> OrganisationPublic:
     if not caller.is_site_admin:
         raise PermissionDeniedException("only a site administrator may create organisations")
     minimum = data.min_balance()
@@ -57,7 +58,7 @@ class OrganisationController(Controller):
     tags = ["organisations"]
 
     @get("/", summary="The organisation (any member of it)", responses=error_responses(401, 404, 503))
-    async def get_org(self, ctx: OrgContext, db: Database) -> OrganisationPublic:
+    async def get_org(self, ctx: OrgContextDep, db: DatabaseDep) -> OrganisationPublic:
         return await _public(db, ctx.organisation_id)
 
     @patch(
@@ -68,7 +69,9 @@ class OrganisationController(Controller):
         "it may still receive hours, but not spend more.",
         responses=error_responses(400, 401, 403, 404, 503),
     )
-    async def update_org(self, data: OrganisationUpdate, ctx: OrgContext, db: Database) -> OrganisationPublic:
+    async def update_org(
+        self, data: JSONBody[OrganisationUpdate], ctx: OrgContextDep, db: DatabaseDep
+    ) -> OrganisationPublic:
         ctx.require_coordinator()
         await update_organisation(
             db,

@@ -1,0 +1,14 @@
+"""Names of what handlers receive by injection (Litestar's explicit dependency markers)."""
+
+from litestar.di import NamedDependency
+
+from timebank.auth.context import Caller, OrgContext
+from timebank.config import Settings
+from timebank.db import Database
+
+DatabaseDep = NamedDependency[Database]
+SettingsDep = NamedDependency[Settings]
+# The signed-in user (any organisation-free route).
+CallerDep = NamedDependency[Caller]
+# The signed-in user as an active member of the organisation in the path.
+OrgContextDep = NamedDependency[OrgContext]
