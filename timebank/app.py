@@ -10,13 +10,14 @@ from litestar.di import Provide
 from litestar.logging.config import StructLoggingConfig
 from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
 
 from timebank import __version__
 from timebank.accounts.endpoints import AccountController
+from timebank.api.docs import ApiExplorerPlugin
 from timebank.auth.context import provide_org_context
 from timebank.auth.endpoints import AuthController, me
 from timebank.config import Settings, get_settings
@@ -26,9 +27,9 @@ from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController
 from timebank.orgs.endpoints import OrganisationController, create_org
+from timebank.security import add_security_headers
 
 STATIC_DIR = Path(__file__).parent / "static"
-SWAGGER_UI = "/static/vendor/swagger-ui-5.18.2"
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Litestar:
@@ -77,22 +78,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         },
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
+        before_send=[add_security_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Timebank",
             version=__version__,
             description="A double-entry time-bank ledger. One hour given earns one hour.",
             path="/schema",
-            render_plugins=[
-                SwaggerRenderPlugin(
-                    js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
-                    css_url=f"{SWAGGER_UI}/swagger-ui.css",
-                    standalone_preset_js_url=f"{SWAGGER_UI}/swagger-ui-standalone-preset.js",
-                    path="/",
-                    # The default favicon comes from a CDN; this service fetches nothing remote.
-                    favicon="<link rel='icon' href='data:,'>",
-                )
-            ],
+            render_plugins=[ApiExplorerPlugin(), JsonRenderPlugin(path="/openapi.json")],
         ),
         # prefer_alias: statements answer with "from" and "to", which are Python keywords.
         plugins=[StructlogPlugin(_logging_config(settings)), PydanticPlugin(prefer_alias=True)],

@@ -7,7 +7,7 @@ import logging
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from timebank.auth.rate_limit import SignInThrottled
@@ -52,6 +52,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 
 def database_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DataError):
+        # Only input can cause these (a number beyond 64 bits, a NUL character in text).
+        return error_response(400, "a value in the request is out of range, or has characters that cannot be stored")
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, SERVICE_UNAVAILABLE, headers={"Retry-After": "2"})
@@ -72,7 +75,13 @@ def throttled_handler(_: Request, exc: SignInThrottled) -> Response:
     )
 
 
+def too_deep_handler(_: Request, exc: RecursionError) -> Response:
+    # The JSON decoder gives up on absurdly nested bodies; no request of ours nests deeply.
+    return error_response(400, "the request body is nested too deeply to be a valid request")
+
+
 EXCEPTION_HANDLERS = {
+    RecursionError: too_deep_handler,
     HTTPException: http_exception_handler,
     SignInThrottled: throttled_handler,
     LedgerError: ledger_error_handler,

@@ -24,6 +24,15 @@ class InputModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # NUL cannot be stored in PostgreSQL text, and no field here needs control characters
+        # other than line breaks and tabs.
+        if isinstance(value, str) and any(ch < " " and ch not in "\t\r\n" for ch in value):
+            raise ValueError("text may not contain control characters")
+        return value
+
 
 HoursText = Annotated[
     str | StrictInt | float,
