@@ -136,3 +136,19 @@ class TestConcurrentPosting:
         assert [await ledger.current_balance(db, org.id, a) for a in (alice, bob)] == [0, 0]
         assert (await ledger_state(db, org.id)).transactions == 2
         assert await verify_ledger(db) == []
+
+    async def test_one_reversal_key_sent_ten_times_at_once_reverses_once(self, org, db):
+        alice, bob = await org.member("Alice"), await org.member("Bob")
+        original = await exchange(org, alice, bob, 30)
+        key = new_key()
+
+        results = await asyncio.gather(
+            *(
+                ledger.reverse_transaction(db, org.id, original.id, reason="Mistake", recorded_by=None, idempotency_key=key)
+                for _ in range(10)
+            )
+        )
+
+        assert len({r.id for r in results}) == 1
+        assert sum(r.created for r in results) == 1
+        assert [await ledger.current_balance(db, org.id, a) for a in (alice, bob)] == [0, 0]

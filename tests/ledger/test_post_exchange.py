@@ -85,8 +85,9 @@ class TestPostExchange:
 
     async def test_refuses_the_same_account_on_both_sides(self, org):
         alice = await org.member("Alice")
-        async with refused(errors.InvalidEntry, org):
+        async with refused(errors.InvalidEntry, org) as refusal:
             await exchange(org, alice, alice, 30)
+        assert "different accounts" in refusal.value.message
 
     @pytest.mark.parametrize("minutes", [0, -1, -60, 1.5, 60.0, "60", Decimal(60), True, False, None])
     async def test_refuses_amounts_that_are_not_a_positive_whole_number_of_minutes(self, org, minutes):
