@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
+from tests.conftest import Org, new_key, today
 from timebank import ledger
 from timebank.db import Database
 from timebank.ledger import PostedTransaction
 from timebank.ledger.errors import LedgerError
 from timebank.members.service import set_member_active
 from timebank.models import Account, Organisation, Posting, Transaction, User
-from tests.conftest import Org, new_key, today
 
 accounts = Account.__table__
 organisations = Organisation.__table__
@@ -46,8 +46,13 @@ async def exchange(org: Org, giver: int, receiver: int, minutes: Any = 60, **ove
 
 async def opening_balance(org: Org, account_id: int, minutes: int) -> PostedTransaction:
     return await ledger.post_opening_balance(
-        org.db, org.id, member_account_id=account_id, minutes=minutes, occurred_on=today(),
-        recorded_by=None, idempotency_key=new_key(),
+        org.db,
+        org.id,
+        member_account_id=account_id,
+        minutes=minutes,
+        occurred_on=today(),
+        recorded_by=None,
+        idempotency_key=new_key(),
     )
 
 
@@ -64,8 +69,11 @@ async def ledger_state(db: Database, organisation_id: int) -> LedgerState:
     async with db.engine.connect() as conn:
         rows = await conn.execute(
             select(
-                accounts.c.id, accounts.c.balance_minutes, accounts.c.version,
-                accounts.c.min_balance_minutes, accounts.c.is_active,
+                accounts.c.id,
+                accounts.c.balance_minutes,
+                accounts.c.version,
+                accounts.c.min_balance_minutes,
+                accounts.c.is_active,
             )
             .where(accounts.c.organisation_id == organisation_id)
             .order_by(accounts.c.id)

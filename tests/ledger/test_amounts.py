@@ -15,8 +15,19 @@ class TestHoursToMinutes:
     @pytest.mark.parametrize(
         ("hours", "minutes"),
         [
-            (1, 60), (0, 0), ("1.5", 90), ("1.50", 90), (" 2.25 ", 135), ("0.05", 3), (".5", 30), ("+1", 60),
-            ("-1.75", -105), (1.25, 75), (Decimal("0.75"), 45), (Decimal("1E+1"), 600), ("1.1", 66),
+            (1, 60),
+            (0, 0),
+            ("1.5", 90),
+            ("1.50", 90),
+            (" 2.25 ", 135),
+            ("0.05", 3),
+            (".5", 30),
+            ("+1", 60),
+            ("-1.75", -105),
+            (1.25, 75),
+            (Decimal("0.75"), 45),
+            (Decimal("1E+1"), 600),
+            ("1.1", 66),
         ],
     )
     def test_converts_exactly(self, hours, minutes):
@@ -29,7 +40,22 @@ class TestHoursToMinutes:
 
     @pytest.mark.parametrize(
         "hours",
-        ["", "abc", "1,5", "1e2", "١", "nan", "inf", float("nan"), float("inf"), 1e20, Decimal("NaN"), True, None, [1]],
+        [
+            "",
+            "abc",
+            "1,5",
+            "1e2",
+            "\u0661",
+            "nan",
+            "inf",
+            float("nan"),
+            float("inf"),
+            1e20,
+            Decimal("NaN"),
+            True,
+            None,
+            [1],
+        ],
     )
     def test_refuses_what_is_not_an_amount_of_hours(self, hours):
         with pytest.raises(InvalidEntry):

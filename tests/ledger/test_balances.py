@@ -2,11 +2,11 @@
 
 import pytest
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import change_organisation, days_ago, exchange, opening_balance, refused
 from timebank import ledger
 from timebank.ledger import errors
 from timebank.models import TransactionKind
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import change_organisation, days_ago, exchange, opening_balance, refused
 
 
 class TestCurrentBalance:
@@ -76,12 +76,24 @@ class TestStatement:
     async def test_names_every_counterpart_of_a_group_activity_and_the_pot(self, org, db):
         volunteer, ann, ben = await org.member("Volunteer"), await org.member("Ann"), await org.member("Ben")
         await ledger.post_group_activity(
-            db, org.id, givers=[(volunteer, 60)], receivers=[(ann, 30), (ben, 30)], occurred_on=today(),
-            description="Quiz night", recorded_by=None, idempotency_key=new_key(),
+            db,
+            org.id,
+            givers=[(volunteer, 60)],
+            receivers=[(ann, 30), (ben, 30)],
+            occurred_on=today(),
+            description="Quiz night",
+            recorded_by=None,
+            idempotency_key=new_key(),
         )
         await ledger.donate_to_pot(
-            db, org.id, member_account_id=volunteer, minutes=15, occurred_on=today(), description="Gift",
-            recorded_by=None, idempotency_key=new_key(),
+            db,
+            org.id,
+            member_account_id=volunteer,
+            minutes=15,
+            occurred_on=today(),
+            description="Gift",
+            recorded_by=None,
+            idempotency_key=new_key(),
         )
 
         volunteer_view = await ledger.statement(db, org.id, volunteer, today(), today())

@@ -6,11 +6,11 @@ import asyncio
 import random
 from collections import defaultdict
 
+from tests.conftest import new_key, today
+from tests.ledger.support import exchange, ledger_state, opening_balance, org_total
 from timebank import ledger
 from timebank.ledger import PostedTransaction, errors
 from timebank.ledger.verify import verify_ledger
-from tests.conftest import new_key, today
-from tests.ledger.support import exchange, ledger_state, opening_balance, org_total
 
 REQUESTS = 200
 
@@ -67,9 +67,7 @@ class TestConcurrentPosting:
 
         posted, refusals = sorted_outcomes(results, errors.InsufficientBalance)
         assert posted and refusals, "the test must exercise both outcomes to mean anything"
-        expected = assert_chains_follow(
-            posted, {a: (m, 1) for a, m in start.items()}, floor=org.min_balance_minutes
-        )
+        expected = assert_chains_follow(posted, {a: (m, 1) for a, m in start.items()}, floor=org.min_balance_minutes)
         for account_id in neighbours:
             assert await ledger.current_balance(db, org.id, account_id) == expected[account_id]
         assert (await ledger_state(db, org.id)).transactions == len(neighbours) + len(posted)
@@ -90,8 +88,14 @@ class TestConcurrentPosting:
         results = await asyncio.gather(
             *(
                 operation(
-                    db, org.id, member_account_id=member, minutes=minutes, occurred_on=today(),
-                    description="Pot", recorded_by=None, idempotency_key=new_key(),
+                    db,
+                    org.id,
+                    member_account_id=member,
+                    minutes=minutes,
+                    occurred_on=today(),
+                    description="Pot",
+                    recorded_by=None,
+                    idempotency_key=new_key(),
                 )
                 for operation, member, minutes in requests
             ),
@@ -144,7 +148,9 @@ class TestConcurrentPosting:
 
         results = await asyncio.gather(
             *(
-                ledger.reverse_transaction(db, org.id, original.id, reason="Mistake", recorded_by=None, idempotency_key=key)
+                ledger.reverse_transaction(
+                    db, org.id, original.id, reason="Mistake", recorded_by=None, idempotency_key=key
+                )
                 for _ in range(10)
             )
         )

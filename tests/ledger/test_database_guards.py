@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import exchange, execute_and_roll_back, ledger_state, postings, transactions
 from timebank.ledger import get_transaction, reverse_transaction
 from timebank.ledger.verify import verify_ledger
 from timebank.models import TransactionKind
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import execute_and_roll_back, exchange, ledger_state, postings, transactions
 
 
 def transaction_row(organisation_id: int, **overrides) -> dict:
@@ -108,7 +108,7 @@ class TestDatabaseConstraints:
         other = await make_org(db)
         outsider = await other.member("Outsider")
         posted = await exchange(org, await org.member("Alice"), org.agency_account_id, 30)
-        with pytest.raises(IntegrityError, match="(?i)foreign key"):
+        with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
             await execute_and_roll_back(db, (insert(postings), posting_row(org.id, posted.id, outsider, 5)))
 
     async def test_refuses_a_second_reversal_of_one_transaction(self, org, db):
@@ -117,7 +117,10 @@ class TestDatabaseConstraints:
         with pytest.raises(IntegrityError, match="reverses_id"):
             await execute_and_roll_back(
                 db,
-                (insert(transactions), transaction_row(org.id, kind=TransactionKind.REVERSAL.value, reverses_id=posted.id)),
+                (
+                    insert(transactions),
+                    transaction_row(org.id, kind=TransactionKind.REVERSAL.value, reverses_id=posted.id),
+                ),
             )
 
 
@@ -127,11 +130,11 @@ class TestUnbalancedTransactions:
         alice = await org.member("Alice")
 
         async with fresh_db.engine.connect() as conn:
-            transaction_id = await conn.scalar(insert(transactions).values(**transaction_row(org.id)).returning(transactions.c.id))
-            await conn.execute(insert(postings), posting_row(org.id, transaction_id, alice, 60))
-            await conn.execute(
-                insert(postings), posting_row(org.id, transaction_id, org.agency_account_id, -45)
+            transaction_id = await conn.scalar(
+                insert(transactions).values(**transaction_row(org.id)).returning(transactions.c.id)
             )
+            await conn.execute(insert(postings), posting_row(org.id, transaction_id, alice, 60))
+            await conn.execute(insert(postings), posting_row(org.id, transaction_id, org.agency_account_id, -45))
             if backend == "postgresql":
                 # A deferred constraint trigger checks the sum once every leg is in: at commit.
                 with pytest.raises(IntegrityError, match="unbalanced"):
@@ -146,4 +149,6 @@ class TestUnbalancedTransactions:
             assert problems == []
             assert (await ledger_state(fresh_db, org.id)).transactions == 0
         else:
-            assert f"postings sum to zero: transaction {transaction_id} has 2 postings summing to 15 minutes" in problems
+            assert (
+                f"postings sum to zero: transaction {transaction_id} has 2 postings summing to 15 minutes" in problems
+            )

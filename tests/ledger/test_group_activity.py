@@ -2,11 +2,11 @@
 
 import pytest
 
+from tests.conftest import new_key, today
+from tests.ledger.support import exchange, refused
 from timebank import ledger
 from timebank.ledger import PostingLine, errors
 from timebank.models import TransactionKind
-from tests.conftest import new_key, today
-from tests.ledger.support import exchange, refused
 
 
 async def group_activity(org, givers, receivers, **overrides):
@@ -43,7 +43,9 @@ class TestPostGroupActivity:
         await group_activity(org, [(tutor, 60), (org.agency_account_id, 60)], [(learner, 40), (helper, 80)])
         await group_activity(org, [(helper, 30)], [(org.agency_account_id, 20), (learner, 10)])
 
-        balances = [await ledger.current_balance(db, org.id, a) for a in (tutor, helper, learner, org.agency_account_id)]
+        balances = [
+            await ledger.current_balance(db, org.id, a) for a in (tutor, helper, learner, org.agency_account_id)
+        ]
         assert balances == [60, -50, -50, 40]
 
     async def test_refuses_sides_that_do_not_total_the_same(self, org):

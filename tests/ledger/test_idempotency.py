@@ -5,10 +5,19 @@ import datetime as dt
 
 import pytest
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import (
+    change_organisation,
+    days_ago,
+    exchange,
+    ledger_state,
+    new_user,
+    refused,
+    set_active,
+    unchanged,
+)
 from timebank import ledger
 from timebank.ledger import errors
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import change_organisation, days_ago, exchange, ledger_state, new_user, refused, set_active, unchanged
 
 
 class TestIdempotency:
@@ -52,9 +61,14 @@ class TestIdempotency:
         people = {name: await org.member(name.title()) for name in ("alice", "bob", "carol")}
         people |= {"staff": await new_user(org, "Staff"), "other_staff": await new_user(org, "Other")}
         original = {
-            "giver_account_id": people["alice"], "receiver_account_id": people["bob"], "minutes": 30,
-            "description": "Help with the shopping", "occurred_on": today(), "recorded_by": people["staff"],
-            "category": "Cooking", "idempotency_key": new_key(),
+            "giver_account_id": people["alice"],
+            "receiver_account_id": people["bob"],
+            "minutes": 30,
+            "description": "Help with the shopping",
+            "occurred_on": today(),
+            "recorded_by": people["staff"],
+            "category": "Cooking",
+            "idempotency_key": new_key(),
         }
         first = await ledger.post_exchange(org.db, org.id, **original)
 
@@ -71,8 +85,14 @@ class TestIdempotency:
 
         async with refused(errors.IdempotencyConflict, org):
             await ledger.donate_to_pot(
-                org.db, org.id, member_account_id=alice, minutes=30, occurred_on=today(),
-                description="Help with the shopping", recorded_by=None, idempotency_key=key,
+                org.db,
+                org.id,
+                member_account_id=alice,
+                minutes=30,
+                occurred_on=today(),
+                description="Help with the shopping",
+                recorded_by=None,
+                idempotency_key=key,
             )
 
     async def test_keys_belong_to_one_organisation(self, org, db):

@@ -9,21 +9,26 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import timebank.models  # noqa: F401  (registers every table on the metadata)
+from tests.conftest import make_org
+from tests.ledger.support import exchange
 from timebank.db import create_database
 from timebank.db.migrate import downgrade, upgrade
 from timebank.ledger.verify import verify_ledger
-from tests.conftest import make_org
-from tests.ledger.support import exchange
 
 LEDGER_GUARDS = {
     "postgresql": {
-        "transactions_append_only", "postings_append_only",
-        "transactions_no_truncate", "postings_no_truncate",
-        "postings_sum_to_zero", "transactions_have_balanced_postings",
+        "transactions_append_only",
+        "postings_append_only",
+        "transactions_no_truncate",
+        "postings_no_truncate",
+        "postings_sum_to_zero",
+        "transactions_have_balanced_postings",
     },
     "sqlite": {
-        "transactions_append_only_update", "transactions_append_only_delete",
-        "postings_append_only_update", "postings_append_only_delete",
+        "transactions_append_only_update",
+        "transactions_append_only_delete",
+        "postings_append_only_update",
+        "postings_append_only_delete",
     },
 }
 TRIGGERS_QUERY = {

@@ -5,10 +5,10 @@ the model predicts each posting line, or the refusal, before the ledger answers.
 import random
 from collections import defaultdict
 
-from timebank import ledger
-from timebank.ledger import PostingLine, errors
 from tests.conftest import new_key, today
 from tests.ledger.support import days_ago, org_total
+from timebank import ledger
+from timebank.ledger import PostingLine, errors
 
 OPERATIONS = 250
 
@@ -70,16 +70,29 @@ class TestAgainstAnIndependentModel:
                 giver, receiver = rng.sample([*members, org.agency_account_id], 2)
                 legs = ((giver, minutes), (receiver, -minutes))
                 call = ledger.post_exchange(
-                    db, org.id, giver_account_id=giver, receiver_account_id=receiver, minutes=minutes,
-                    occurred_on=days_ago(rng.randint(0, 30)), description="Help", idempotency_key=new_key(), **common,
+                    db,
+                    org.id,
+                    giver_account_id=giver,
+                    receiver_account_id=receiver,
+                    minutes=minutes,
+                    occurred_on=days_ago(rng.randint(0, 30)),
+                    description="Help",
+                    idempotency_key=new_key(),
+                    **common,
                 )
             elif choice == "group":
                 giver, *receivers = rng.sample(members, rng.randint(3, 5))
                 shares = [rng.randint(1, 40) for _ in receivers]
                 legs = ((giver, sum(shares)), *((r, -m) for r, m in zip(receivers, shares, strict=True)))
                 call = ledger.post_group_activity(
-                    db, org.id, givers=[(giver, sum(shares))], receivers=list(zip(receivers, shares, strict=True)),
-                    occurred_on=today(), description="Session", idempotency_key=new_key(), **common,
+                    db,
+                    org.id,
+                    givers=[(giver, sum(shares))],
+                    receivers=list(zip(receivers, shares, strict=True)),
+                    occurred_on=today(),
+                    description="Session",
+                    idempotency_key=new_key(),
+                    **common,
                 )
             elif choice in ("donate", "grant"):
                 member = rng.choice(members)
@@ -89,15 +102,26 @@ class TestAgainstAnIndependentModel:
                     legs = legs[::-1]
                 operation = ledger.donate_to_pot if choice == "donate" else ledger.grant_from_pot
                 call = operation(
-                    db, org.id, member_account_id=member, minutes=minutes, occurred_on=today(),
-                    description="Pot", idempotency_key=new_key(), **common,
+                    db,
+                    org.id,
+                    member_account_id=member,
+                    minutes=minutes,
+                    occurred_on=today(),
+                    description="Pot",
+                    idempotency_key=new_key(),
+                    **common,
                 )
             elif choice == "opening":
                 member, signed = rng.choice(members), rng.choice([minutes, -minutes])
                 legs = ((member, signed), (org.agency_account_id, -signed))
                 call = ledger.post_opening_balance(
-                    db, org.id, member_account_id=member, minutes=signed, occurred_on=today(),
-                    idempotency_key=new_key(), **common,
+                    db,
+                    org.id,
+                    member_account_id=member,
+                    minutes=signed,
+                    occurred_on=today(),
+                    idempotency_key=new_key(),
+                    **common,
                 )
             else:
                 if not auditor.legs:
@@ -130,8 +154,15 @@ class TestAgainstAnIndependentModel:
 
         # The run means something only if it reached every kind of reply.
         assert set(outcomes) >= {
-            "exchange", "group", "donate", "grant", "opening", "reverse",
-            "InsufficientBalance", "AlreadyReversed", "CannotReverse",
+            "exchange",
+            "group",
+            "donate",
+            "grant",
+            "opening",
+            "reverse",
+            "InsufficientBalance",
+            "AlreadyReversed",
+            "CannotReverse",
         }, dict(outcomes)
         for account in auditor.floors:
             assert await ledger.current_balance(db, org.id, account) == auditor.balances[account]

@@ -2,17 +2,20 @@
 
 import pytest
 
+from tests.conftest import new_key
+from tests.ledger.support import days_ago, org_total, refused
 from timebank import ledger
 from timebank.ledger import PostingLine, errors
 from timebank.models import TransactionKind
-from tests.conftest import new_key
-from tests.ledger.support import days_ago, org_total, refused
 
 
 async def opening(org, member, minutes, **overrides):
     request = {
-        "member_account_id": member, "minutes": minutes, "occurred_on": days_ago(30),
-        "recorded_by": None, "idempotency_key": new_key(),
+        "member_account_id": member,
+        "minutes": minutes,
+        "occurred_on": days_ago(30),
+        "recorded_by": None,
+        "idempotency_key": new_key(),
     }
     return await ledger.post_opening_balance(org.db, org.id, **(request | overrides))
 

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import change_organisation, days_ago, exchange, new_user, refused, set_active
 from timebank import ledger
 from timebank.ledger import PostingLine, errors
 from timebank.ledger.posting import MAX_LEG_MINUTES
 from timebank.models import Category, TransactionKind
 from timebank.orgs.service import create_organisation
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import change_organisation, days_ago, exchange, new_user, refused, set_active
 
 
 class TestPostExchange:
@@ -23,7 +23,11 @@ class TestPostExchange:
 
         assert posted.kind is TransactionKind.EXCHANGE
         assert posted.organisation_id == org.id
-        assert (posted.occurred_on, posted.description, posted.category) == (today(), "Weeding the allotment", "Gardening")
+        assert (posted.occurred_on, posted.description, posted.category) == (
+            today(),
+            "Weeding the allotment",
+            "Gardening",
+        )
         assert posted.reverses_id is None and posted.created
         assert posted.postings == (PostingLine(alice, 90, 90, 1), PostingLine(bob, -90, -90, 1))
         assert await ledger.current_balance(db, org.id, alice) == 90
@@ -80,7 +84,10 @@ class TestPostExchange:
         assert "-0.50" in message, "states the current balance"
         assert "-2.00" in message, "states the limit"
         assert refusal.value.extra == {
-            "account_id": bob, "balance_minutes": -30, "min_balance_minutes": -120, "requested_minutes": 91,
+            "account_id": bob,
+            "balance_minutes": -30,
+            "min_balance_minutes": -120,
+            "requested_minutes": 91,
         }
 
     async def test_refuses_the_same_account_on_both_sides(self, org):
@@ -253,6 +260,13 @@ class TestPostExchange:
         alice, bob = await org.member("Alice"), await org.member("Bob")
         with pytest.raises(errors.OrganisationNotFound):
             await ledger.post_exchange(
-                org.db, 2_000_000_000, giver_account_id=alice, receiver_account_id=bob, minutes=30,
-                occurred_on=today(), description="Lost", recorded_by=None, idempotency_key=new_key(),
+                org.db,
+                2_000_000_000,
+                giver_account_id=alice,
+                receiver_account_id=bob,
+                minutes=30,
+                occurred_on=today(),
+                description="Lost",
+                recorded_by=None,
+                idempotency_key=new_key(),
             )

@@ -2,25 +2,33 @@
 
 import pytest
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import exchange, refused, set_active
 from timebank import ledger
 from timebank.ledger import PostingLine, errors
 from timebank.models import TransactionKind
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import exchange, refused, set_active
 
 
 async def donate(org, member, minutes, **overrides):
     request = {
-        "member_account_id": member, "minutes": minutes, "occurred_on": today(),
-        "description": "For whoever needs it", "recorded_by": None, "idempotency_key": new_key(),
+        "member_account_id": member,
+        "minutes": minutes,
+        "occurred_on": today(),
+        "description": "For whoever needs it",
+        "recorded_by": None,
+        "idempotency_key": new_key(),
     }
     return await ledger.donate_to_pot(org.db, org.id, **(request | overrides))
 
 
 async def grant(org, member, minutes, **overrides):
     request = {
-        "member_account_id": member, "minutes": minutes, "occurred_on": today(),
-        "description": "Help after a hospital stay", "recorded_by": None, "idempotency_key": new_key(),
+        "member_account_id": member,
+        "minutes": minutes,
+        "occurred_on": today(),
+        "description": "Help after a hospital stay",
+        "recorded_by": None,
+        "idempotency_key": new_key(),
     }
     return await ledger.grant_from_pot(org.db, org.id, **(request | overrides))
 

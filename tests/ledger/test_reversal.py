@@ -5,11 +5,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.conftest import make_org, new_key, today
+from tests.ledger.support import change_organisation, days_ago, exchange, org_total, refused, set_active, unchanged
 from timebank import ledger
 from timebank.ledger import errors
 from timebank.models import TransactionKind
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import change_organisation, days_ago, exchange, org_total, refused, set_active, unchanged
 
 
 async def reverse(org, transaction_id, **overrides):
@@ -34,7 +34,8 @@ class TestReverseTransaction:
         assert reversal.description == "Wrong member"
         assert legs(reversal) == sorted((a, -m) for a, m in legs(original))
         assert {(p.account_id, p.balance_after, p.account_version) for p in reversal.postings} == {
-            (alice, 0, 2), (bob, 0, 2)
+            (alice, 0, 2),
+            (bob, 0, 2),
         }
         assert await ledger.get_transaction(db, org.id, reversal.id) == reversal
 
@@ -42,8 +43,14 @@ class TestReverseTransaction:
         volunteer = await org.member("Volunteer")
         attendees = [await org.member(f"Attendee {i}") for i in range(3)]
         original = await ledger.post_group_activity(
-            db, org.id, givers=[(volunteer, 90), (org.agency_account_id, 30)], receivers=[(a, 40) for a in attendees],
-            occurred_on=today(), description="Art class", recorded_by=None, idempotency_key=new_key(),
+            db,
+            org.id,
+            givers=[(volunteer, 90), (org.agency_account_id, 30)],
+            receivers=[(a, 40) for a in attendees],
+            occurred_on=today(),
+            description="Art class",
+            recorded_by=None,
+            idempotency_key=new_key(),
         )
 
         reversal = await reverse(org, original.id)
@@ -149,8 +156,14 @@ class TestReverseTransaction:
     async def test_leaves_the_organisation_summing_to_zero(self, org, db):
         alice, bob = await org.member("Alice"), await org.member("Bob")
         donation = await ledger.donate_to_pot(
-            db, org.id, member_account_id=alice, minutes=45, occurred_on=today(), description="Gift",
-            recorded_by=None, idempotency_key=new_key(),
+            db,
+            org.id,
+            member_account_id=alice,
+            minutes=45,
+            occurred_on=today(),
+            description="Gift",
+            recorded_by=None,
+            idempotency_key=new_key(),
         )
         await reverse(org, donation.id)
         await reverse(org, (await exchange(org, org.agency_account_id, bob, 30)).id)

@@ -5,10 +5,10 @@ Each test damages a database of its own on purpose (the shared one must stay cle
 
 from sqlalchemy import text
 
-from timebank import ledger
-from timebank.ledger.verify import verify_ledger
 from tests.conftest import make_org, new_key, today
 from tests.ledger.support import exchange
+from timebank import ledger
+from timebank.ledger.verify import verify_ledger
 
 
 async def busy_ledger(db):
@@ -16,15 +16,28 @@ async def busy_ledger(db):
     org = await make_org(db)
     alice, bob, carol = await org.member("Alice"), await org.member("Bob"), await org.member("Carol")
     common = {"occurred_on": today(), "recorded_by": None}
-    await ledger.post_opening_balance(db, org.id, member_account_id=carol, minutes=90, idempotency_key=new_key(), **common)
+    await ledger.post_opening_balance(
+        db, org.id, member_account_id=carol, minutes=90, idempotency_key=new_key(), **common
+    )
     first = await exchange(org, alice, bob, 60)
     await ledger.post_group_activity(
-        db, org.id, givers=[(alice, 40)], receivers=[(bob, 20), (carol, 20)], description="Walk",
-        idempotency_key=new_key(), **common,
+        db,
+        org.id,
+        givers=[(alice, 40)],
+        receivers=[(bob, 20), (carol, 20)],
+        description="Walk",
+        idempotency_key=new_key(),
+        **common,
     )
-    await ledger.donate_to_pot(db, org.id, member_account_id=carol, minutes=30, description="Gift", idempotency_key=new_key(), **common)
-    await ledger.grant_from_pot(db, org.id, member_account_id=bob, minutes=15, description="Grant", idempotency_key=new_key(), **common)
-    await ledger.reverse_transaction(db, org.id, first.id, reason="Mistake", recorded_by=None, idempotency_key=new_key())
+    await ledger.donate_to_pot(
+        db, org.id, member_account_id=carol, minutes=30, description="Gift", idempotency_key=new_key(), **common
+    )
+    await ledger.grant_from_pot(
+        db, org.id, member_account_id=bob, minutes=15, description="Grant", idempotency_key=new_key(), **common
+    )
+    await ledger.reverse_transaction(
+        db, org.id, first.id, reason="Mistake", recorded_by=None, idempotency_key=new_key()
+    )
     return org, alice
 
 
@@ -41,14 +54,17 @@ class TestVerifyLedger:
 
     async def test_reports_a_stored_balance_that_is_not_the_sum_of_its_postings(self, fresh_db):
         org, alice = await busy_ledger(fresh_db)
-        await run_sql(fresh_db, ("UPDATE accounts SET balance_minutes = balance_minutes + 7 WHERE id = :id", {"id": alice}))
+        await run_sql(
+            fresh_db, ("UPDATE accounts SET balance_minutes = balance_minutes + 7 WHERE id = :id", {"id": alice})
+        )
 
         problems = {p.invariant: str(p) for p in await verify_ledger(fresh_db)}
 
         assert set(problems) == {"stored balance equals the sum of postings", "organisations sum to zero"}
-        assert f"account {alice} stores a balance of 47 minutes but its postings sum to 40" in problems[
-            "stored balance equals the sum of postings"
-        ]
+        assert (
+            f"account {alice} stores a balance of 47 minutes but its postings sum to 40"
+            in problems["stored balance equals the sum of postings"]
+        )
         assert f"the accounts of organisation {org.id} sum to 7 minutes" in problems["organisations sum to zero"]
 
     async def test_reports_an_account_version_that_does_not_count_its_postings(self, fresh_db):
@@ -58,7 +74,8 @@ class TestVerifyLedger:
         problems = [str(p) for p in await verify_ledger(fresh_db)]
 
         assert problems == [
-            f"account version counts its postings: account {alice} is at version 4 but has 3 postings (highest version 3)"
+            "account version counts its postings: "
+            f"account {alice} is at version 4 but has 3 postings (highest version 3)"
         ]
 
     async def test_reports_a_posting_whose_balance_after_does_not_follow(self, fresh_db, backend):
