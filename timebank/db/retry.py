@@ -3,6 +3,7 @@
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -36,9 +37,21 @@ def is_retryable(exc: DBAPIError) -> bool:
 
 async def run_in_transaction(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run ``work`` inside one transaction: commit if it returns, roll back if it raises."""
+    return await _with_retries(db.transaction, work)
+
+
+async def run_in_autocommit(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run ``work``, a single statement, as its own transaction (PostgreSQL: one round trip)."""
+    return await _with_retries(db.autocommit, work)
+
+
+async def _with_retries(
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    work: Callable[[AsyncConnection], Awaitable[T]],
+) -> T:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            async with db.transaction() as conn:
+            async with connect() as conn:
                 return await work(conn)
         except DBAPIError as exc:
             if attempt == MAX_ATTEMPTS or not is_retryable(exc):

@@ -3,7 +3,7 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from timebank.models import TransactionKind
+from timebank.models import AccountKind, TransactionKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +12,27 @@ class Leg:
 
     account_id: int
     minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRequest:
+    """A validated request to post, on its way to the database (built by ``posting.py``)."""
+
+    organisation_id: int
+    kind: TransactionKind
+    legs: tuple[Leg, ...]
+    # Which kinds of account each leg's account may be (an exchange cannot touch the pot).
+    allowed_kinds: dict[int, frozenset[AccountKind]]
+    occurred_on: dt.date | None  # None: today in the organisation's time zone (reversals)
+    description: str
+    category: str | None
+    recorded_by: int | None
+    idempotency_key: str
+    # SHA-256 of the canonical request: the same key with another request is a conflict.
+    fingerprint: str
+    reverses_id: int | None = None
+    # Reversals may touch deactivated accounts: a mistake must stay correctable.
+    allow_inactive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

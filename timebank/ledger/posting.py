@@ -1,46 +1,36 @@
-"""Posting to the ledger: every write of hours goes through ``_post``.
+"""Posting to the ledger: the public operations, and the checks made before the database.
 
-One database transaction per ledger transaction, in this order:
+Each operation validates its request into a ``PostingRequest`` and hands it to
+``_post``, which runs it as one database transaction with one of two writers:
 
-1. read the organisation's rules (time zone, minimum balance, closed period) and
-   the category;
-2. claim the idempotency key by inserting the transaction row with
-   ``ON CONFLICT DO NOTHING``; if the key is taken, answer with the original
-   (same request) or refuse (different request) — nothing else is written;
-3. lock the touched accounts in id order (``FOR UPDATE`` on PostgreSQL; on
-   SQLite the whole writer is serialised by ``BEGIN IMMEDIATE``);
-4. check every rule against the locked balances, then write all postings in
-   one statement and the new balances, versions and floors.
+- ``postgres_function.py``: on PostgreSQL, the whole posting in one round trip
+  (the ``timebank_post`` function);
+- ``stepwise.py``: statement by statement, on any database (SQLite; reversals).
 
-Anything refused rolls the whole transaction back, so nothing is half-written.
+Both keep the same contract, and every ledger test runs on both databases.
 """
 
 import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
-from timebank.db.retry import run_in_transaction
+from timebank.db.retry import run_in_autocommit, run_in_transaction
 from timebank.ledger import errors
 from timebank.ledger.amounts import minutes_to_hours
-from timebank.ledger.entries import Leg, PostedTransaction, PostingLine
-from timebank.ledger.reading import load_transaction
-from timebank.models import Account, AccountKind, Category, Organisation, Posting, Transaction, TransactionKind
+from timebank.ledger.entries import Leg, PostedTransaction, PostingRequest
+from timebank.ledger.postgres_function import post_in_one_round_trip
+from timebank.ledger.stepwise import post_stepwise
+from timebank.models import Account, AccountKind, Organisation, TransactionKind
 
 accounts = Account.__table__
-transactions = Transaction.__table__
-postings = Posting.__table__
 organisations = Organisation.__table__
-categories = Category.__table__
 
 # No single leg may move more than 10,000 hours; keeps every sum far from overflow.
 MAX_LEG_MINUTES = 10_000 * 60
@@ -53,39 +43,6 @@ _PEOPLE_AND_AGENCY = frozenset({AccountKind.MEMBER, AccountKind.AGENCY})
 _MEMBERS = frozenset({AccountKind.MEMBER})
 _POT = frozenset({AccountKind.POT})
 _AGENCY = frozenset({AccountKind.AGENCY})
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A validated request to post, before it meets the database."""
-
-    organisation_id: int
-    kind: TransactionKind
-    legs: tuple[Leg, ...]
-    allowed_kinds: dict[int, frozenset[AccountKind]]
-    occurred_on: dt.date | None  # None: today in the organisation's time zone (reversals)
-    description: str
-    category: str | None
-    recorded_by: int | None
-    idempotency_key: str
-    fingerprint: str
-    reverses_id: int | None = None
-    # Reversals may touch deactivated accounts: a mistake must stay correctable.
-    allow_inactive: bool = False
-
-
-@dataclass(frozen=True)
-class _OrgRules:
-    timezone: str
-    min_balance_minutes: int
-    books_closed_through: dt.date | None
-
-    def today(self) -> dt.date:
-        return self.today_in(self.timezone)
-
-    @staticmethod
-    def today_in(timezone: str) -> dt.date:
-        return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
 # --------------------------------------------------------------------------- public API
@@ -115,7 +72,7 @@ async def post_exchange(
     legs = (Leg(giver_account_id, minutes), Leg(receiver_account_id, -minutes))
     return await _post(
         db,
-        _entry(
+        _request(
             organisation_id,
             TransactionKind.EXCHANGE,
             legs,
@@ -162,7 +119,7 @@ async def post_group_activity(
     legs = tuple(Leg(a, m) for a, m in givers) + tuple(Leg(a, -m) for a, m in receivers)
     return await _post(
         db,
-        _entry(
+        _request(
             organisation_id,
             TransactionKind.GROUP,
             legs,
@@ -193,7 +150,7 @@ async def donate_to_pot(
     legs = (Leg(member_account_id, -minutes), Leg(pot_id, minutes))
     return await _post(
         db,
-        _entry(
+        _request(
             organisation_id,
             TransactionKind.DONATION,
             legs,
@@ -224,7 +181,7 @@ async def grant_from_pot(
     legs = (Leg(pot_id, -minutes), Leg(member_account_id, minutes))
     return await _post(
         db,
-        _entry(
+        _request(
             organisation_id,
             TransactionKind.GRANT,
             legs,
@@ -263,7 +220,7 @@ async def post_opening_balance(
     legs = (Leg(member_account_id, minutes), Leg(agency_id, -minutes))
     return await _post(
         db,
-        _entry(
+        _request(
             organisation_id,
             TransactionKind.OPENING_BALANCE,
             legs,
@@ -292,7 +249,7 @@ async def reverse_transaction(
     stay as reported; it keeps the original's category so reports net out. It is
     held to the same balance limits as any posting.
     """
-    entry = _entry(
+    entry = _request(
         organisation_id,
         TransactionKind.REVERSAL,
         (),
@@ -343,7 +300,7 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
-def _entry(
+def _request(
     organisation_id: int,
     kind: TransactionKind,
     legs: tuple[Leg, ...],
@@ -355,7 +312,7 @@ def _entry(
     recorded_by: int | None,
     idempotency_key: str,
     reverses_id: int | None = None,
-) -> _Entry:
+) -> PostingRequest:
     check_idempotency_key(idempotency_key)
     description = (description or "").strip()
     if not description:
@@ -382,7 +339,7 @@ def _entry(
         recorded_by=recorded_by,
         reverses_id=reverses_id,
     )
-    return _Entry(
+    return PostingRequest(
         organisation_id=organisation_id,
         kind=kind,
         legs=legs,
@@ -406,348 +363,36 @@ def _fingerprint(**request: Any) -> str:
 # --------------------------------------------------------------------------- the write
 
 
-async def _post(db: Database | AsyncConnection, entry: _Entry) -> PostedTransaction:
+async def _post(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
     if isinstance(db, AsyncConnection):  # inside the caller's transaction: no retries here
-        return await _post_once(db, entry)
+        return await _write(db, request)
     try:
-        return await run_in_transaction(db, lambda conn: _post_once(conn, entry))
+        return await _write_with_retries(db, request)
     except IntegrityError as exc:
-        if not await _organisation_exists(db, entry.organisation_id):
-            raise errors.OrganisationNotFound(f"no organisation {entry.organisation_id}") from None
-        if entry.reverses_id is None or not _names_constraint(exc, "reverses_id"):
+        if not await _organisation_exists(db, request.organisation_id):
+            raise errors.OrganisationNotFound(f"no organisation {request.organisation_id}") from None
+        if request.reverses_id is None or "reverses_id" not in str(exc.orig):
             raise
     # A concurrent reversal of the same transaction committed first (PostgreSQL lets
     # both reach the insert). Run again: that finds the reversal, or our own key if
     # the winner was a retry of this very request.
-    return await run_in_transaction(db, lambda conn: _post_once(conn, entry))
+    return await _write_with_retries(db, request)
+
+
+async def _write_with_retries(db: Database, request: PostingRequest) -> PostedTransaction:
+    if db.is_postgres and request.reverses_id is None:
+        # One statement is its own transaction: no BEGIN or COMMIT round trips.
+        return await run_in_autocommit(db, lambda conn: post_in_one_round_trip(conn, request))
+    return await run_in_transaction(db, lambda conn: post_stepwise(conn, request))
+
+
+async def _write(conn: AsyncConnection, request: PostingRequest) -> PostedTransaction:
+    if conn.dialect.name == "postgresql" and request.reverses_id is None:
+        return await post_in_one_round_trip(conn, request)
+    return await post_stepwise(conn, request)
 
 
 async def _organisation_exists(db: Database, organisation_id: int) -> bool:
     async with db.engine.connect() as conn:
         found = await conn.scalar(select(organisations.c.id).where(organisations.c.id == organisation_id))
     return found is not None
-
-
-async def _post_once(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
-    legs = entry.legs
-    allowed_kinds = entry.allowed_kinds
-    occurred_on = entry.occurred_on
-    category: Any = _category_lookup(entry)
-    if entry.reverses_id is not None:
-        # A retried reversal must get its original answer, not "already reversed".
-        if await _key_is_taken(conn, entry):
-            return await _replay(conn, entry)
-        original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
-        legs = tuple(Leg(p.account_id, -p.minutes) for p in original.postings)
-        allowed_kinds = {leg.account_id: frozenset(AccountKind) for leg in legs}
-        category = await _category_id_of(conn, original.id)
-        occurred_on = _OrgRules.today_in(await _timezone_of(conn, entry.organisation_id))
-    assert occurred_on is not None
-
-    claimed = await _claim_idempotency_key(conn, entry, occurred_on, category)
-    if claimed is None:
-        return await _replay(conn, entry)
-    transaction_id, recorded_at, category_id = claimed
-    if entry.category is not None and category_id is None:
-        raise errors.UnknownCategory(
-            f"there is no category {entry.category!r} in this organisation; "
-            "a coordinator can add it in the organisation's settings"
-        )
-
-    locked = await _lock_accounts(conn, entry.organisation_id, [leg.account_id for leg in legs])
-    # Read the rules only once the accounts are locked: a change of the minimum
-    # balance committed before this point is seen here, and one committed later
-    # had to wait for these rows (it re-floors them), so no posting slips between.
-    rules = await _load_rules(conn, entry.organisation_id)
-    if entry.kind is not TransactionKind.REVERSAL:
-        _check_date(rules, occurred_on)
-    lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
-    await _write_postings(conn, entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
-    return PostedTransaction(
-        id=transaction_id,
-        organisation_id=entry.organisation_id,
-        kind=entry.kind,
-        occurred_on=occurred_on,
-        recorded_at=recorded_at,
-        recorded_by_user_id=entry.recorded_by,
-        description=entry.description,
-        category=await _category_name(conn, category_id) if entry.reverses_id else entry.category,
-        idempotency_key=entry.idempotency_key,
-        reverses_id=entry.reverses_id,
-        postings=tuple(lines),
-    )
-
-
-def _category_lookup(entry: _Entry) -> Any:
-    """The category's id as a subquery of the insert, so naming it costs no round trip."""
-    if entry.category is None:
-        return None
-    return (
-        select(categories.c.id)
-        .where(
-            categories.c.organisation_id == entry.organisation_id,
-            categories.c.name == entry.category,
-            categories.c.is_active.is_(True),
-        )
-        .scalar_subquery()
-    )
-
-
-async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
-    timezone = await conn.scalar(select(organisations.c.timezone).where(organisations.c.id == organisation_id))
-    if timezone is None:
-        raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    return timezone
-
-
-async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
-    row = (
-        await conn.execute(
-            select(
-                organisations.c.timezone,
-                organisations.c.min_balance_minutes,
-                organisations.c.books_closed_through,
-            ).where(organisations.c.id == organisation_id)
-        )
-    ).first()
-    if row is None:
-        raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    return _OrgRules(row[0], row[1], row[2])
-
-
-async def _load_reversible(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction:
-    original = await load_transaction(conn, organisation_id, transaction_id)
-    if original is None:
-        raise errors.TransactionNotFound(f"no transaction {transaction_id} in this organisation")
-    if original.kind is TransactionKind.REVERSAL:
-        raise errors.CannotReverse(f"transaction {transaction_id} is itself a reversal; post the correct entry instead")
-    already = await conn.scalar(select(transactions.c.id).where(transactions.c.reverses_id == transaction_id))
-    if already is not None:
-        raise _already_reversed(transaction_id, already)
-    return original
-
-
-def _already_reversed(transaction_id: int, reversal_id: int | None = None) -> errors.AlreadyReversed:
-    by = f" by transaction {reversal_id}" if reversal_id else ""
-    return errors.AlreadyReversed(
-        f"transaction {transaction_id} has already been reversed{by}; a transaction is reversed at most once",
-        reversal_id=reversal_id,
-    )
-
-
-async def _category_id_of(conn: AsyncConnection, transaction_id: int) -> int | None:
-    return await conn.scalar(select(transactions.c.category_id).where(transactions.c.id == transaction_id))
-
-
-async def _category_name(conn: AsyncConnection, category_id: int | None) -> str | None:
-    if category_id is None:
-        return None
-    return await conn.scalar(select(categories.c.name).where(categories.c.id == category_id))
-
-
-async def _claim_idempotency_key(
-    conn: AsyncConnection, entry: _Entry, occurred_on: dt.date, category: Any
-) -> tuple[int, dt.datetime, int | None] | None:
-    """Insert the transaction row unless the key is taken; None when it is.
-
-    Returns the new transaction's id, its recorded time and its category id.
-    """
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
-    # which would differ from the same transaction read back or replayed.
-    recorded_at = dt.datetime.now(dt.UTC)
-    statement = (
-        dialect_insert(transactions)
-        .values(
-            organisation_id=entry.organisation_id,
-            kind=entry.kind.value,
-            occurred_on=occurred_on,
-            recorded_at=recorded_at,
-            recorded_by_user_id=entry.recorded_by,
-            description=entry.description,
-            category_id=category,
-            idempotency_key=entry.idempotency_key,
-            request_fingerprint=entry.fingerprint,
-            reverses_id=entry.reverses_id,
-        )
-        .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
-        .returning(transactions.c.id, transactions.c.category_id)
-    )
-    row = (await conn.execute(statement)).first()
-    return (row[0], recorded_at, row[1]) if row is not None else None
-
-
-async def _key_is_taken(conn: AsyncConnection, entry: _Entry) -> bool:
-    found = await conn.scalar(
-        select(transactions.c.id).where(
-            transactions.c.organisation_id == entry.organisation_id,
-            transactions.c.idempotency_key == entry.idempotency_key,
-        )
-    )
-    return found is not None
-
-
-async def _replay(conn: AsyncConnection, entry: _Entry) -> PostedTransaction:
-    row = (
-        await conn.execute(
-            select(transactions.c.id, transactions.c.request_fingerprint).where(
-                transactions.c.organisation_id == entry.organisation_id,
-                transactions.c.idempotency_key == entry.idempotency_key,
-            )
-        )
-    ).one()
-    if row.request_fingerprint != entry.fingerprint:
-        raise errors.IdempotencyConflict(
-            f"the idempotency key {entry.idempotency_key!r} was already used for a different request "
-            f"(transaction {row.id}); use a new key for a new entry",
-            transaction_id=row.id,
-        )
-    original = await load_transaction(conn, entry.organisation_id, row.id)
-    assert original is not None
-    return _as_replay(original)
-
-
-def _as_replay(original: PostedTransaction) -> PostedTransaction:
-    return replace(original, created=False)
-
-
-def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
-    today = rules.today()
-    if occurred_on > today:
-        raise errors.FutureDate(
-            f"occurred_on {occurred_on.isoformat()} is in the future; today is {today.isoformat()} in {rules.timezone}"
-        )
-    if rules.books_closed_through is not None and occurred_on <= rules.books_closed_through:
-        raise errors.PeriodClosed(
-            f"the books are closed up to {rules.books_closed_through.isoformat()}; "
-            f"an entry dated {occurred_on.isoformat()} cannot be added. Date it after that, "
-            "or ask a coordinator",
-            books_closed_through=rules.books_closed_through.isoformat(),
-        )
-
-
-async def _lock_accounts(conn: AsyncConnection, organisation_id: int, account_ids: list[int]) -> dict[int, Row]:
-    """Lock the rows in id order, so two writers can never wait on each other in a cycle."""
-    rows = (
-        await conn.execute(
-            select(
-                accounts.c.id,
-                accounts.c.kind,
-                accounts.c.balance_minutes,
-                accounts.c.version,
-                accounts.c.is_active,
-            )
-            .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(sorted(account_ids)))
-            .order_by(accounts.c.id)
-            .with_for_update()
-        )
-    ).all()
-    locked = {row.id: row for row in rows}
-    missing = [account_id for account_id in account_ids if account_id not in locked]
-    if missing:
-        raise errors.UnknownAccount(f"no account {missing[0]} in this organisation", account_id=missing[0])
-    return locked
-
-
-def _floor(kind: AccountKind, rules: _OrgRules) -> int | None:
-    """The lowest balance a debit may reach: the organisation's minimum, zero, or none."""
-    if kind is AccountKind.MEMBER:
-        return rules.min_balance_minutes
-    if kind is AccountKind.POT:
-        return 0
-    return None
-
-
-def _apply_legs(
-    entry: _Entry,
-    legs: Sequence[Leg],
-    allowed_kinds: dict[int, frozenset[AccountKind]],
-    locked: dict[int, Row],
-    rules: _OrgRules,
-) -> list[PostingLine]:
-    lines = []
-    for leg in legs:
-        account = locked[leg.account_id]
-        kind = AccountKind(account.kind)
-        if kind not in allowed_kinds[leg.account_id]:
-            raise errors.InvalidEntry(
-                f"account {leg.account_id} is a {kind.value} account, which a "
-                f"{entry.kind.value.replace('_', ' ')} cannot use"
-            )
-        if not account.is_active and not entry.allow_inactive:
-            raise errors.AccountInactive(
-                f"account {leg.account_id} belongs to a deactivated member; reactivate them first",
-                account_id=leg.account_id,
-            )
-        balance_after = account.balance_minutes + leg.minutes
-        floor = _floor(kind, rules)
-        if leg.minutes < 0 and floor is not None and balance_after < floor:
-            raise errors.InsufficientBalance(
-                f"account {leg.account_id} has a balance of {minutes_to_hours(account.balance_minutes)} hours; "
-                f"taking {minutes_to_hours(-leg.minutes)} hours would leave "
-                f"{minutes_to_hours(balance_after)}, below the minimum of {minutes_to_hours(floor)} hours",
-                account_id=leg.account_id,
-                balance_minutes=account.balance_minutes,
-                min_balance_minutes=floor,
-                requested_minutes=-leg.minutes,
-            )
-        lines.append(PostingLine(leg.account_id, leg.minutes, balance_after, account.version + 1))
-    return lines
-
-
-async def _write_postings(
-    conn: AsyncConnection,
-    organisation_id: int,
-    transaction_id: int,
-    occurred_on: dt.date,
-    lines: list[PostingLine],
-    locked: dict[int, Row],
-    rules: _OrgRules,
-) -> None:
-    await conn.execute(
-        insert(postings),
-        [
-            {
-                "organisation_id": organisation_id,
-                "transaction_id": transaction_id,
-                "account_id": line.account_id,
-                "minutes": line.minutes,
-                "balance_after": line.balance_after,
-                "account_version": line.account_version,
-                "occurred_on": occurred_on,
-            }
-            for line in lines
-        ],
-    )
-    await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == bindparam("b_id"))
-        .values(
-            balance_minutes=bindparam("b_balance"),
-            version=bindparam("b_version"),
-            min_balance_minutes=bindparam("b_floor"),
-        ),
-        [
-            {
-                "b_id": line.account_id,
-                "b_balance": line.balance_after,
-                "b_version": line.account_version,
-                "b_floor": _stored_floor(AccountKind(locked[line.account_id].kind), line.balance_after, rules),
-            }
-            for line in lines
-        ],
-    )
-
-
-def _stored_floor(kind: AccountKind, balance: int, rules: _OrgRules) -> int | None:
-    """The floor the database's CHECK holds the account to after this posting.
-
-    The organisation's floor, or the balance itself where that is already lower
-    (after a tightened limit, or an opening balance): credits are always allowed.
-    """
-    floor = _floor(kind, rules)
-    return None if floor is None else min(floor, balance)
-
-
-def _names_constraint(exc: IntegrityError, column: str) -> bool:
-    return column in str(exc.orig)

@@ -1,0 +1,184 @@
+"""PostgreSQL: timebank_post, the whole ledger posting in one round trip.
+
+It does what timebank/ledger/stepwise.py does, statement for statement, inside
+the database: claim the idempotency key, lock the accounts in id order, read the
+organisation's rules after the locks, check every leg, write postings and
+balances. Refusals are RAISE EXCEPTION 'timebank:<reason>' with the facts as JSON
+in DETAIL (see timebank/ledger/postgres_function.py). SQLite has no such
+function: it uses the step-by-step writer.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-27 02:30:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TIMEBANK_POST = r"""
+CREATE FUNCTION timebank_post(
+    p_organisation_id bigint,
+    p_kind text,
+    p_account_ids bigint[],
+    p_minutes bigint[],
+    p_allowed_kinds text[],      -- per leg: the kinds of account it may touch, comma-separated
+    p_occurred_on date,
+    p_description text,
+    p_category text,             -- a category name, or NULL
+    p_recorded_by bigint,
+    p_idempotency_key text,
+    p_fingerprint text,
+    p_recorded_at timestamptz
+) RETURNS TABLE (
+    transaction_id bigint,
+    replayed boolean,
+    category_id bigint,
+    account_id bigint,
+    minutes bigint,
+    balance_after bigint,
+    account_version bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    legs integer := cardinality(p_account_ids);
+    new_id bigint;
+    new_category_id bigint;
+    existing record;
+    rules record;
+    locked record;
+    today date;
+    kinds text[] := array_fill(NULL::text, ARRAY[legs]);
+    active boolean[] := array_fill(NULL::boolean, ARRAY[legs]);
+    balances bigint[] := array_fill(NULL::bigint, ARRAY[legs]);
+    versions bigint[] := array_fill(NULL::bigint, ARRAY[legs]);
+    floors bigint[] := array_fill(NULL::bigint, ARRAY[legs]);
+    floor_now bigint;
+    i integer;
+BEGIN
+    -- 1. Claim the idempotency key.
+    INSERT INTO transactions AS t (
+        organisation_id, kind, occurred_on, recorded_at, recorded_by_user_id, description,
+        category_id, idempotency_key, request_fingerprint
+    ) VALUES (
+        p_organisation_id, p_kind, p_occurred_on, p_recorded_at, p_recorded_by, p_description,
+        (SELECT c.id FROM categories c
+          WHERE c.organisation_id = p_organisation_id AND c.name = p_category AND c.is_active),
+        p_idempotency_key, p_fingerprint
+    )
+    ON CONFLICT (organisation_id, idempotency_key) DO NOTHING
+    RETURNING t.id, t.category_id INTO new_id, new_category_id;
+
+    IF new_id IS NULL THEN
+        SELECT t.id, t.request_fingerprint INTO existing
+          FROM transactions t
+         WHERE t.organisation_id = p_organisation_id AND t.idempotency_key = p_idempotency_key;
+        IF existing.request_fingerprint <> p_fingerprint THEN
+            RAISE EXCEPTION 'timebank:idempotency_conflict'
+                USING DETAIL = json_build_object('transaction_id', existing.id)::text;
+        END IF;
+        RETURN QUERY SELECT existing.id, true, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_category IS NOT NULL AND new_category_id IS NULL THEN
+        RAISE EXCEPTION 'timebank:unknown_category';
+    END IF;
+
+    -- 2. Lock the accounts in id order, so two writers never wait on each other in a cycle.
+    FOR locked IN
+        SELECT a.id, a.kind, a.balance_minutes, a.version, a.is_active
+          FROM accounts a
+         WHERE a.organisation_id = p_organisation_id AND a.id = ANY (p_account_ids)
+         ORDER BY a.id
+           FOR UPDATE
+    LOOP
+        i := array_position(p_account_ids, locked.id);
+        kinds[i] := locked.kind;
+        active[i] := locked.is_active;
+        balances[i] := locked.balance_minutes;
+        versions[i] := locked.version;
+    END LOOP;
+    FOR i IN 1 .. legs LOOP
+        IF kinds[i] IS NULL THEN
+            RAISE EXCEPTION 'timebank:unknown_account'
+                USING DETAIL = json_build_object('account_id', p_account_ids[i])::text;
+        END IF;
+    END LOOP;
+
+    -- 3. The rules, read after the locks (a new snapshot for this statement): a change
+    --    of the minimum balance either committed before and is seen, or waits for us.
+    SELECT o.timezone, o.min_balance_minutes, o.books_closed_through INTO rules
+      FROM organisations o WHERE o.id = p_organisation_id;
+    today := (clock_timestamp() AT TIME ZONE rules.timezone)::date;
+    IF p_occurred_on > today THEN
+        RAISE EXCEPTION 'timebank:future_date'
+            USING DETAIL = json_build_object('today', today, 'timezone', rules.timezone)::text;
+    END IF;
+    IF rules.books_closed_through IS NOT NULL AND p_occurred_on <= rules.books_closed_through THEN
+        RAISE EXCEPTION 'timebank:period_closed'
+            USING DETAIL = json_build_object('books_closed_through', rules.books_closed_through)::text;
+    END IF;
+
+    -- 4. Every leg, in order: kind of account, active, floor.
+    FOR i IN 1 .. legs LOOP
+        IF NOT kinds[i] = ANY (string_to_array(p_allowed_kinds[i], ',')) THEN
+            RAISE EXCEPTION 'timebank:wrong_account_kind'
+                USING DETAIL = json_build_object('account_id', p_account_ids[i], 'account_kind', kinds[i])::text;
+        END IF;
+        IF NOT active[i] THEN
+            RAISE EXCEPTION 'timebank:account_inactive'
+                USING DETAIL = json_build_object('account_id', p_account_ids[i])::text;
+        END IF;
+        floor_now := CASE kinds[i] WHEN 'member' THEN rules.min_balance_minutes WHEN 'pot' THEN 0 END;
+        IF p_minutes[i] < 0 AND floor_now IS NOT NULL AND balances[i] + p_minutes[i] < floor_now THEN
+            RAISE EXCEPTION 'timebank:insufficient_balance'
+                USING DETAIL = json_build_object(
+                    'account_id', p_account_ids[i], 'balance_minutes', balances[i],
+                    'floor_minutes', floor_now, 'requested_minutes', -p_minutes[i])::text;
+        END IF;
+        balances[i] := balances[i] + p_minutes[i];
+        versions[i] := versions[i] + 1;
+        -- The floor the CHECK constraint holds the account to: credits are always allowed.
+        floors[i] := least(floor_now, balances[i]);
+    END LOOP;
+
+    -- 5. Write: every posting in one statement, then every balance.
+    INSERT INTO postings (
+        organisation_id, transaction_id, account_id, minutes, balance_after, account_version, occurred_on
+    )
+    SELECT p_organisation_id, new_id, leg.account_id, leg.minutes, leg.balance_after, leg.version, p_occurred_on
+      FROM unnest(p_account_ids, p_minutes, balances, versions)
+           WITH ORDINALITY AS leg(account_id, minutes, balance_after, version, n)
+     ORDER BY leg.n;
+    UPDATE accounts a
+       SET balance_minutes = leg.balance, version = leg.version, min_balance_minutes = leg.floor
+      FROM unnest(p_account_ids, balances, versions, floors) AS leg(id, balance, version, floor)
+     WHERE a.id = leg.id;
+
+    RETURN QUERY
+        SELECT new_id, false, new_category_id, leg.account_id, leg.minutes, leg.balance_after, leg.version
+          FROM unnest(p_account_ids, p_minutes, balances, versions)
+               WITH ORDINALITY AS leg(account_id, minutes, balance_after, version, n)
+         ORDER BY leg.n;
+END
+$$
+"""
+
+DROP_TIMEBANK_POST = (
+    "DROP FUNCTION IF EXISTS timebank_post(bigint, text, bigint[], bigint[], text[], date, text, text, "
+    "bigint, text, text, timestamptz)"
+)
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(TIMEBANK_POST)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(DROP_TIMEBANK_POST)

@@ -1,0 +1,114 @@
+"""Posting on PostgreSQL in one round trip, through the ``timebank_post`` function.
+
+The function (created by the migrations) does inside the database what
+``stepwise.py`` does statement by statement: claim the idempotency key, lock
+the accounts in id order, read the organisation's rules after the locks, check
+every leg, write the postings and the balances. One statement instead of seven
+round trips is most of the difference between a slow ledger and a fast one.
+
+Its refusals arrive as ``RAISE EXCEPTION 'timebank:<reason>'`` with the facts in
+``DETAIL`` as JSON; they are turned into the same domain errors, worded by
+``refusals.py``, as the step-by-step writer raises.
+"""
+
+import datetime as dt
+import json
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.ledger import errors, refusals
+from timebank.ledger.entries import PostedTransaction, PostingLine, PostingRequest
+from timebank.ledger.reading import load_transaction
+
+_CALL = (
+    "SELECT transaction_id, replayed, category_id, account_id, minutes, balance_after, account_version "
+    "FROM timebank_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+_REFUSAL_PREFIX = "timebank:"
+
+
+async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest) -> PostedTransaction:
+    """Post ``request`` with one statement (its own transaction, or part of the caller's)."""
+    assert request.occurred_on is not None and request.reverses_id is None
+    recorded_at = dt.datetime.now(dt.UTC)
+    try:
+        result = await conn.exec_driver_sql(
+            _CALL,
+            (
+                request.organisation_id,
+                request.kind.value,
+                [leg.account_id for leg in request.legs],
+                [leg.minutes for leg in request.legs],
+                [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
+                request.occurred_on,
+                request.description,
+                request.category,
+                request.recorded_by,
+                request.idempotency_key,
+                request.fingerprint,
+                recorded_at,
+            ),
+        )
+        rows = result.all()
+    except DBAPIError as exc:
+        refusal = _refusal(exc, request)
+        if refusal is None:
+            raise
+        raise refusal from None
+    first = rows[0]
+    if first.replayed:
+        original = await load_transaction(conn, request.organisation_id, first.transaction_id)
+        assert original is not None
+        return replace(original, created=False)
+    return PostedTransaction(
+        id=first.transaction_id,
+        organisation_id=request.organisation_id,
+        kind=request.kind,
+        occurred_on=request.occurred_on,
+        recorded_at=recorded_at,
+        recorded_by_user_id=request.recorded_by,
+        description=request.description,
+        category=request.category,
+        idempotency_key=request.idempotency_key,
+        reverses_id=None,
+        postings=tuple(PostingLine(r.account_id, r.minutes, r.balance_after, r.account_version) for r in rows),
+    )
+
+
+def _refusal(exc: DBAPIError, request: PostingRequest) -> errors.LedgerError | None:
+    """The domain error behind a ``RAISE EXCEPTION 'timebank:...'``, or None for anything else."""
+    raised = exc.orig.__cause__ if exc.orig is not None else None
+    message = getattr(raised, "message", "") or ""
+    if not message.startswith(_REFUSAL_PREFIX):
+        return None
+    reason = message[len(_REFUSAL_PREFIX) :]
+    facts: dict[str, Any] = json.loads(getattr(raised, "detail", None) or "{}")
+    if reason == "idempotency_conflict":
+        return refusals.idempotency_conflict(request.idempotency_key, facts["transaction_id"])
+    if reason == "unknown_category":
+        return refusals.unknown_category(request.category or "")
+    if reason == "unknown_account":
+        return refusals.unknown_account(facts["account_id"])
+    if reason == "future_date":
+        return refusals.future_date(
+            request.occurred_on,
+            dt.date.fromisoformat(facts["today"]),
+            facts["timezone"],  # type: ignore[arg-type]
+        )
+    if reason == "period_closed":
+        return refusals.period_closed(
+            request.occurred_on,  # type: ignore[arg-type]
+            dt.date.fromisoformat(facts["books_closed_through"]),
+        )
+    if reason == "wrong_account_kind":
+        return refusals.wrong_account_kind(facts["account_id"], facts["account_kind"], request.kind)
+    if reason == "account_inactive":
+        return refusals.account_inactive(facts["account_id"])
+    if reason == "insufficient_balance":
+        return refusals.insufficient_balance(
+            facts["account_id"], facts["balance_minutes"], facts["floor_minutes"], facts["requested_minutes"]
+        )
+    return None

@@ -1,0 +1,335 @@
+"""Posting step by step, on any database: the portable writer (SQLite, and reversals).
+
+One database transaction, in this order:
+
+1. claim the idempotency key by inserting the transaction row with
+   ``ON CONFLICT DO NOTHING``; if the key is taken, answer with the original
+   (same request) or refuse (different request) — nothing else is written;
+2. lock the touched accounts in id order (``FOR UPDATE`` on PostgreSQL; on
+   SQLite the whole writer is serialised by ``BEGIN IMMEDIATE``);
+3. read the organisation's rules (after the locks, see below) and check every
+   rule against the locked balances;
+4. write all postings in one statement, then the new balances, versions and floors.
+
+Anything refused raises, which rolls the whole transaction back.
+``timebank_post`` (migrations, used by ``postgres_function.py``) does exactly
+this inside PostgreSQL in one round trip; the two are tested against each other
+by running every ledger test on both databases.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.ledger import errors, refusals
+from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
+from timebank.ledger.reading import load_transaction
+from timebank.models import Account, AccountKind, Category, Organisation, Posting, Transaction, TransactionKind
+
+accounts = Account.__table__
+transactions = Transaction.__table__
+postings = Posting.__table__
+organisations = Organisation.__table__
+categories = Category.__table__
+
+
+@dataclass(frozen=True)
+class _OrgRules:
+    timezone: str
+    min_balance_minutes: int
+    books_closed_through: dt.date | None
+
+    def today(self) -> dt.date:
+        return today_in(self.timezone)
+
+
+def today_in(timezone: str) -> dt.date:
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
+async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedTransaction:
+    """Post ``entry`` inside the caller's transaction on ``conn``."""
+    legs = entry.legs
+    allowed_kinds = entry.allowed_kinds
+    occurred_on = entry.occurred_on
+    category: Any = _category_lookup(entry)
+    if entry.reverses_id is not None:
+        # A retried reversal must get its original answer, not "already reversed".
+        if await _key_is_taken(conn, entry):
+            return await _replay(conn, entry)
+        original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
+        legs = tuple(Leg(p.account_id, -p.minutes) for p in original.postings)
+        allowed_kinds = {leg.account_id: frozenset(AccountKind) for leg in legs}
+        category = await _category_id_of(conn, original.id)
+        occurred_on = today_in(await _timezone_of(conn, entry.organisation_id))
+    assert occurred_on is not None
+
+    claimed = await _claim_idempotency_key(conn, entry, occurred_on, category)
+    if claimed is None:
+        return await _replay(conn, entry)
+    transaction_id, recorded_at, category_id = claimed
+    if entry.category is not None and category_id is None:
+        raise refusals.unknown_category(entry.category)
+
+    locked = await _lock_accounts(conn, entry.organisation_id, [leg.account_id for leg in legs])
+    # Read the rules only once the accounts are locked: a change of the minimum
+    # balance committed before this point is seen here, and one committed later
+    # had to wait for these rows (it re-floors them), so no posting slips between.
+    rules = await _load_rules(conn, entry.organisation_id)
+    if entry.kind is not TransactionKind.REVERSAL:
+        _check_date(rules, occurred_on)
+    lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
+    await _write_postings(conn, entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
+    return PostedTransaction(
+        id=transaction_id,
+        organisation_id=entry.organisation_id,
+        kind=entry.kind,
+        occurred_on=occurred_on,
+        recorded_at=recorded_at,
+        recorded_by_user_id=entry.recorded_by,
+        description=entry.description,
+        category=await _category_name(conn, category_id) if entry.reverses_id else entry.category,
+        idempotency_key=entry.idempotency_key,
+        reverses_id=entry.reverses_id,
+        postings=tuple(lines),
+    )
+
+
+def _category_lookup(entry: PostingRequest) -> Any:
+    """The category's id as a subquery of the insert, so naming it costs no round trip."""
+    if entry.category is None:
+        return None
+    return (
+        select(categories.c.id)
+        .where(
+            categories.c.organisation_id == entry.organisation_id,
+            categories.c.name == entry.category,
+            categories.c.is_active.is_(True),
+        )
+        .scalar_subquery()
+    )
+
+
+async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
+    timezone = await conn.scalar(select(organisations.c.timezone).where(organisations.c.id == organisation_id))
+    if timezone is None:
+        raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+    return timezone
+
+
+async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
+    row = (
+        await conn.execute(
+            select(
+                organisations.c.timezone,
+                organisations.c.min_balance_minutes,
+                organisations.c.books_closed_through,
+            ).where(organisations.c.id == organisation_id)
+        )
+    ).first()
+    if row is None:
+        raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+    return _OrgRules(row[0], row[1], row[2])
+
+
+async def _load_reversible(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction:
+    original = await load_transaction(conn, organisation_id, transaction_id)
+    if original is None:
+        raise errors.TransactionNotFound(f"no transaction {transaction_id} in this organisation")
+    if original.kind is TransactionKind.REVERSAL:
+        raise errors.CannotReverse(f"transaction {transaction_id} is itself a reversal; post the correct entry instead")
+    already = await conn.scalar(select(transactions.c.id).where(transactions.c.reverses_id == transaction_id))
+    if already is not None:
+        raise refusals.already_reversed(transaction_id, already)
+    return original
+
+
+async def _category_id_of(conn: AsyncConnection, transaction_id: int) -> int | None:
+    return await conn.scalar(select(transactions.c.category_id).where(transactions.c.id == transaction_id))
+
+
+async def _category_name(conn: AsyncConnection, category_id: int | None) -> str | None:
+    if category_id is None:
+        return None
+    return await conn.scalar(select(categories.c.name).where(categories.c.id == category_id))
+
+
+async def _claim_idempotency_key(
+    conn: AsyncConnection, entry: PostingRequest, occurred_on: dt.date, category: Any
+) -> tuple[int, dt.datetime, int | None] | None:
+    """Insert the transaction row unless the key is taken; None when it is.
+
+    Returns the new transaction's id, its recorded time and its category id.
+    """
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
+    # which would differ from the same transaction read back or replayed.
+    recorded_at = dt.datetime.now(dt.UTC)
+    statement = (
+        dialect_insert(transactions)
+        .values(
+            organisation_id=entry.organisation_id,
+            kind=entry.kind.value,
+            occurred_on=occurred_on,
+            recorded_at=recorded_at,
+            recorded_by_user_id=entry.recorded_by,
+            description=entry.description,
+            category_id=category,
+            idempotency_key=entry.idempotency_key,
+            request_fingerprint=entry.fingerprint,
+            reverses_id=entry.reverses_id,
+        )
+        .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
+        .returning(transactions.c.id, transactions.c.category_id)
+    )
+    row = (await conn.execute(statement)).first()
+    return (row[0], recorded_at, row[1]) if row is not None else None
+
+
+async def _key_is_taken(conn: AsyncConnection, entry: PostingRequest) -> bool:
+    found = await conn.scalar(
+        select(transactions.c.id).where(
+            transactions.c.organisation_id == entry.organisation_id,
+            transactions.c.idempotency_key == entry.idempotency_key,
+        )
+    )
+    return found is not None
+
+
+async def _replay(conn: AsyncConnection, entry: PostingRequest) -> PostedTransaction:
+    row = (
+        await conn.execute(
+            select(transactions.c.id, transactions.c.request_fingerprint).where(
+                transactions.c.organisation_id == entry.organisation_id,
+                transactions.c.idempotency_key == entry.idempotency_key,
+            )
+        )
+    ).one()
+    if row.request_fingerprint != entry.fingerprint:
+        raise refusals.idempotency_conflict(entry.idempotency_key, row.id)
+    original = await load_transaction(conn, entry.organisation_id, row.id)
+    assert original is not None
+    return replace(original, created=False)
+
+
+def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
+    today = rules.today()
+    if occurred_on > today:
+        raise refusals.future_date(occurred_on, today, rules.timezone)
+    if rules.books_closed_through is not None and occurred_on <= rules.books_closed_through:
+        raise refusals.period_closed(occurred_on, rules.books_closed_through)
+
+
+async def _lock_accounts(conn: AsyncConnection, organisation_id: int, account_ids: list[int]) -> dict[int, Row]:
+    """Lock the rows in id order, so two writers can never wait on each other in a cycle."""
+    rows = (
+        await conn.execute(
+            select(
+                accounts.c.id,
+                accounts.c.kind,
+                accounts.c.balance_minutes,
+                accounts.c.version,
+                accounts.c.is_active,
+            )
+            .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(sorted(account_ids)))
+            .order_by(accounts.c.id)
+            .with_for_update()
+        )
+    ).all()
+    locked = {row.id: row for row in rows}
+    missing = [account_id for account_id in account_ids if account_id not in locked]
+    if missing:
+        raise refusals.unknown_account(missing[0])
+    return locked
+
+
+def _floor(kind: AccountKind, rules: _OrgRules) -> int | None:
+    """The lowest balance a debit may reach: the organisation's minimum, zero, or none."""
+    if kind is AccountKind.MEMBER:
+        return rules.min_balance_minutes
+    if kind is AccountKind.POT:
+        return 0
+    return None
+
+
+def _apply_legs(
+    entry: PostingRequest,
+    legs: Sequence[Leg],
+    allowed_kinds: dict[int, frozenset[AccountKind]],
+    locked: dict[int, Row],
+    rules: _OrgRules,
+) -> list[PostingLine]:
+    lines = []
+    for leg in legs:
+        account = locked[leg.account_id]
+        kind = AccountKind(account.kind)
+        if kind not in allowed_kinds[leg.account_id]:
+            raise refusals.wrong_account_kind(leg.account_id, kind.value, entry.kind)
+        if not account.is_active and not entry.allow_inactive:
+            raise refusals.account_inactive(leg.account_id)
+        balance_after = account.balance_minutes + leg.minutes
+        floor = _floor(kind, rules)
+        if leg.minutes < 0 and floor is not None and balance_after < floor:
+            raise refusals.insufficient_balance(leg.account_id, account.balance_minutes, floor, -leg.minutes)
+        lines.append(PostingLine(leg.account_id, leg.minutes, balance_after, account.version + 1))
+    return lines
+
+
+async def _write_postings(
+    conn: AsyncConnection,
+    organisation_id: int,
+    transaction_id: int,
+    occurred_on: dt.date,
+    lines: list[PostingLine],
+    locked: dict[int, Row],
+    rules: _OrgRules,
+) -> None:
+    await conn.execute(
+        insert(postings),
+        [
+            {
+                "organisation_id": organisation_id,
+                "transaction_id": transaction_id,
+                "account_id": line.account_id,
+                "minutes": line.minutes,
+                "balance_after": line.balance_after,
+                "account_version": line.account_version,
+                "occurred_on": occurred_on,
+            }
+            for line in lines
+        ],
+    )
+    await conn.execute(
+        update(accounts)
+        .where(accounts.c.id == bindparam("b_id"))
+        .values(
+            balance_minutes=bindparam("b_balance"),
+            version=bindparam("b_version"),
+            min_balance_minutes=bindparam("b_floor"),
+        ),
+        [
+            {
+                "b_id": line.account_id,
+                "b_balance": line.balance_after,
+                "b_version": line.account_version,
+                "b_floor": _stored_floor(AccountKind(locked[line.account_id].kind), line.balance_after, rules),
+            }
+            for line in lines
+        ],
+    )
+
+
+def _stored_floor(kind: AccountKind, balance: int, rules: _OrgRules) -> int | None:
+    """The floor the database's CHECK holds the account to after this posting.
+
+    The organisation's floor, or the balance itself where that is already lower
+    (after a tightened limit, or an opening balance): credits are always allowed.
+    """
+    floor = _floor(kind, rules)
+    return None if floor is None else min(floor, balance)
