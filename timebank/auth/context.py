@@ -87,7 +87,7 @@ _EXPIRED = "the token is invalid, expired or revoked; sign in again"
 
 async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
     token_hash = _bearer_token_hash(request)
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         row = (
             await conn.execute(
                 select(users.c.id, users.c.username, users.c.is_site_admin)
@@ -108,7 +108,7 @@ async def provide_org_context(request: Request, org: FromPath[str], db: NamedDep
         members.c.organisation_id == organisations.c.id,
         members.c.is_active.is_(True),
     )
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         row = (
             await conn.execute(
                 select(

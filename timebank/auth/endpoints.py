@@ -54,7 +54,7 @@ class AuthController(Controller):
             per_client=settings.sign_in_failures_per_client,
             window=window,
         )
-        async with db.engine.connect() as conn:
+        async with db.autocommit() as conn:
             user = (
                 await conn.execute(
                     select(users.c.id, users.c.password_hash, users.c.is_active).where(users.c.username == username)
@@ -88,7 +88,7 @@ class AuthController(Controller):
     responses=error_responses(401, 503),
 )
 async def me(caller: CallerDep, db: DatabaseDep) -> Me:
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         rows = (
             await conn.execute(
                 select(

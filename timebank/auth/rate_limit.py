@@ -34,7 +34,7 @@ async def check_not_throttled(
     keys = buckets(username, client)
     limits = {keys["user"]: per_user, keys["client"]: per_client}
     now = dt.datetime.now(dt.UTC)
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         rows = (
             await conn.execute(
                 select(failures.c.bucket, failures.c.failures, failures.c.window_started_at).where(

@@ -29,7 +29,7 @@ async def health() -> dict[str, str]:
 async def ready(db: DatabaseDep) -> Response[dict[str, str]]:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            async with db.engine.connect() as conn:
+            async with db.autocommit() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means "not ready"
         return Response(

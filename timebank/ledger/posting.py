@@ -270,7 +270,7 @@ async def shared_account_id(db: Database | AsyncConnection, organisation_id: int
     if isinstance(db, AsyncConnection):
         account_id = await db.scalar(query)
     else:
-        async with db.engine.connect() as conn:
+        async with db.autocommit() as conn:
             account_id = await conn.scalar(query)
     if account_id is None:
         raise errors.OrganisationNotFound(f"organisation {organisation_id} has no {kind.value} account")
@@ -393,6 +393,6 @@ async def _write(conn: AsyncConnection, request: PostingRequest) -> PostedTransa
 
 
 async def _organisation_exists(db: Database, organisation_id: int) -> bool:
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         found = await conn.scalar(select(organisations.c.id).where(organisations.c.id == organisation_id))
     return found is not None

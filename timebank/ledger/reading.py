@@ -71,7 +71,7 @@ def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
 
 
 async def get_transaction(db: Database, organisation_id: int, transaction_id: int) -> PostedTransaction:
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         found = await load_transaction(conn, organisation_id, transaction_id)
     if found is None:
         raise errors.TransactionNotFound(f"no transaction {transaction_id} in this organisation")
@@ -80,7 +80,7 @@ async def get_transaction(db: Database, organisation_id: int, transaction_id: in
 
 async def current_balance(db: Database, organisation_id: int, account_id: int) -> int:
     """The stored balance: always equal to the sum of the account's postings."""
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         balance = await conn.scalar(
             select(accounts.c.balance_minutes).where(
                 accounts.c.organisation_id == organisation_id, accounts.c.id == account_id
@@ -93,7 +93,7 @@ async def current_balance(db: Database, organisation_id: int, account_id: int) -
 
 async def balance_as_of(db: Database, organisation_id: int, account_id: int, on: dt.date) -> int:
     """The balance counting every posting for help given on or before ``on`` (by service date)."""
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
         return await _sum_before(conn, account_id, on + dt.timedelta(days=1))
 
@@ -102,7 +102,7 @@ async def statement(db: Database, organisation_id: int, account_id: int, start: 
     """Every posting dated ``start``..``end`` (inclusive) in date order, with a running balance."""
     if start > end:
         raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
         opening = await _sum_before(conn, account_id, start)
         rows = (
@@ -229,7 +229,7 @@ def _account_view(row: Row) -> AccountView:
 
 
 async def get_account(db: Database, organisation_id: int, account_id: int) -> AccountView:
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         row = (
             await conn.execute(
                 _account_view_query().where(accounts.c.organisation_id == organisation_id, accounts.c.id == account_id)
@@ -244,7 +244,7 @@ async def list_accounts(
     db: Database, organisation_id: int, *, limit: int, offset: int
 ) -> tuple[list[AccountView], int]:
     """A page of accounts: the agency account and the pot first, then members by name."""
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         rows = (
             await conn.execute(
                 _account_view_query()
@@ -298,7 +298,7 @@ async def list_transactions(
                 and_(transactions.c.occurred_on == after.occurred_on, transactions.c.id < after.id),
             )
         )
-    async with db.engine.connect() as conn:
+    async with db.autocommit() as conn:
         rows = (
             await conn.execute(
                 _transaction_query()
