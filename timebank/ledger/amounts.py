@@ -19,8 +19,9 @@ def hours_to_minutes(value: object) -> int:
     if isinstance(value, bool):
         raise InvalidEntry("hours must be a number, not true or false")
     if isinstance(value, int):
-        hours = Decimal(value)
-    elif isinstance(value, float):
+        # Not through Decimal: its 28-digit context would round a very large integer.
+        return value * MINUTES_PER_HOUR
+    if isinstance(value, float):
         hours = _decimal_from_text(repr(value))
     elif isinstance(value, Decimal):
         hours = _decimal_from_text(format(value, "f"))

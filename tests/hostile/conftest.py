@@ -1,0 +1,34 @@
+"""Helpers for hostile-input tests: every refusal is a 4xx in the one error shape, never a 500.
+
+The HTTP fixtures (``app``, ``client``, ``api_org``) are those of tests/api. Hypothesis runs
+few examples per test, so the whole folder stays quick on both databases.
+"""
+
+import httpx
+from hypothesis import HealthCheck, settings
+
+from tests.api.conftest import api_org, app, client  # noqa: F401  (fixtures)
+from tests.api.support import error
+
+# One organisation (a function-scoped fixture) serves every example of a test: each example
+# either is refused or posts its own transaction, so examples never depend on each other.
+fuzz = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def refused(response: httpx.Response, *statuses: int) -> dict:
+    """Check ``response`` is a client error (one of ``statuses`` if given); returns its body."""
+    assert 400 <= response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
+    if statuses:
+        assert response.status_code in statuses, f"{response.status_code}: {response.text[:500]}"
+    return error(response, response.status_code)
+
+
+def not_a_server_error(response: httpx.Response) -> None:
+    """Anything but a 5xx; a refusal must still be in the one error shape."""
+    assert response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
+    if response.status_code >= 400:
+        error(response, response.status_code)
