@@ -1,0 +1,1 @@
+"""The benchmark suite behind scripts/bench (see docs/performance.md)."""
