@@ -1,0 +1,47 @@
+"""A drill's result: its figures, and every problem it found (none, when it passes)."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_PROBLEMS_SHOWN = 30
+
+
+@dataclass
+class DrillReport:
+    title: str
+    figures: list[tuple[str, object]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def figure(self, label: str) -> object:
+        return dict(self.figures)[label]
+
+    def text(self) -> str:
+        width = max((len(label) for label, _ in self.figures), default=0)
+        lines = [self.title, *(f"  {label:<{width}}  {_shown(value)}" for label, value in self.figures)]
+        for problem in self.problems[:MAX_PROBLEMS_SHOWN]:
+            lines.append(f"  PROBLEM {problem}")
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more problems")
+        lines.append("PASS" if self.passed else f"FAIL: {len(self.problems)} problem(s)")
+        return "\n".join(lines)
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(
+            json.dumps(
+                {"title": self.title, "passed": self.passed, "figures": dict(self.figures), "problems": self.problems},
+                indent=2,
+            )
+        )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
