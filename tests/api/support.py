@@ -15,7 +15,8 @@ def days_ago(days: int) -> dt.date:
 
 
 def exchange_body(giver: int, receiver: int, **overrides: Any) -> dict[str, Any]:
-    """An exchange of one hour today; ``overrides`` replace or add fields (None removes one)."""
+    """An exchange of one hour today; ``overrides`` replace or add fields (None removes one).
+    Giving ``hours`` leaves out the default ``minutes``."""
     body: dict[str, Any] = {
         "giver_account_id": giver,
         "receiver_account_id": receiver,
@@ -23,6 +24,8 @@ def exchange_body(giver: int, receiver: int, **overrides: Any) -> dict[str, Any]
         "occurred_on": today().isoformat(),
         "description": "Help with the shopping",
     }
+    if "hours" in overrides:
+        del body["minutes"]
     body.update(overrides)
     return {name: value for name, value in body.items() if value is not None}
 
@@ -72,6 +75,8 @@ def invalid(response: httpx.Response, field: str | None = None) -> dict:
     """Check the response is a 400; with ``field``, that the answer names it."""
     body = error(response, 400)
     if field is not None:
-        named = [item.get("key") for item in body["extra"]] if isinstance(body["extra"], list) else []
-        assert field in named or field in body["detail"], body
+        problems = body["extra"] if isinstance(body["extra"], list) else []
+        named = [problem.get("key") for problem in problems]
+        said = " ".join([body["detail"], *(problem.get("message", "") for problem in problems)])
+        assert field in named or field in said, body
     return body
