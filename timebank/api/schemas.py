@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 
 from litestar.openapi import ResponseSpec
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes, minutes_to_hours
@@ -34,6 +34,17 @@ class InputModel(BaseModel):
         return value
 
 
+def _json_integer(value: object) -> object:
+    # Litestar validates bodies with strict=False, which overrides StrictInt: without this,
+    # true, 1.0 and "1" would all pass as the integer 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number such as 90, not text, a decimal or true/false")
+    return value
+
+
+# An integer as JSON writes one, and nothing else.
+WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
+
 HoursText = Annotated[
     str | StrictInt | float,
     Field(
@@ -41,7 +52,7 @@ HoursText = Annotated[
         examples=["1.50"],
     ),
 ]
-Minutes = Annotated[StrictInt, Field(gt=0, le=MAX_LEG_MINUTES, description="Whole minutes, more than zero.")]
+Minutes = Annotated[WholeNumber, Field(gt=0, le=MAX_LEG_MINUTES, description="Whole minutes, more than zero.")]
 
 
 def positive_minutes_from_hours(value: object) -> int:

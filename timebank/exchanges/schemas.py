@@ -2,15 +2,15 @@ import base64
 import binascii
 import datetime as dt
 
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from timebank.api.schemas import AmountInput, InputModel
+from timebank.api.schemas import AmountInput, InputModel, WholeNumber
 from timebank.ledger import PostedTransaction, errors, minutes_to_hours
 from timebank.ledger.posting import MAX_DESCRIPTION, MAX_LEGS
 from timebank.ledger.reading import TransactionCursor
 from timebank.models import TransactionKind
 
-AccountId = StrictInt
+AccountId = WholeNumber
 
 
 class Leg(AmountInput):

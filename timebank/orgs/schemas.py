@@ -2,7 +2,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from timebank.api.schemas import Amount, HoursText, InputModel
+from timebank.api.schemas import Amount, HoursText, InputModel, WholeNumber
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes
 
@@ -22,7 +22,7 @@ def _min_balance_from_hours(value: object) -> int:
 
 
 class _MinBalanceInput(InputModel):
-    min_balance_minutes: StrictInt | None = Field(default=None, le=0, ge=-10_000 * 60)
+    min_balance_minutes: WholeNumber | None = Field(default=None, le=0, ge=-10_000 * 60)
     min_balance_hours: HoursText | None = None
 
     @field_validator("min_balance_hours", mode="before")
