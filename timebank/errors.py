@@ -51,10 +51,23 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def database_error_handler(request: Request, exc: Exception) -> Response:
+OUT_OF_RANGE = "a value in the request is out of range, or has characters that cannot be stored"
+
+
+def is_bad_input(exc: BaseException) -> bool:
+    """True for database errors only input can cause (a number beyond 64 bits, a NUL in text).
+
+    asyncpg's are not SQLAlchemy ``DataError``s: they carry SQLSTATE class 22 (data exception).
+    """
     if isinstance(exc, DataError):
-        # Only input can cause these (a number beyond 64 bits, a NUL character in text).
-        return error_response(400, "a value in the request is out of range, or has characters that cannot be stored")
+        return True
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", "") or "").startswith("22")
+
+
+def database_error_handler(request: Request, exc: Exception) -> Response:
+    if is_bad_input(exc):
+        return error_response(400, OUT_OF_RANGE)
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, SERVICE_UNAVAILABLE, headers={"Retry-After": "2"})
@@ -75,6 +88,11 @@ def throttled_handler(_: Request, exc: SignInThrottled) -> Response:
     )
 
 
+def out_of_range_handler(_: Request, exc: OverflowError) -> Response:
+    # SQLite's driver cannot bind an integer beyond 64 bits (an id such as /accounts/10**20).
+    return error_response(400, OUT_OF_RANGE)
+
+
 def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     # The JSON decoder gives up on absurdly nested bodies; no request of ours nests deeply.
     return error_response(400, "the request body is nested too deeply to be a valid request")
@@ -82,6 +100,7 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
 
 EXCEPTION_HANDLERS = {
     RecursionError: too_deep_handler,
+    OverflowError: out_of_range_handler,
     HTTPException: http_exception_handler,
     SignInThrottled: throttled_handler,
     LedgerError: ledger_error_handler,

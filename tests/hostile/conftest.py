@@ -5,10 +5,12 @@ few examples per test, so the whole folder stays quick on both databases.
 """
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.api.conftest import api_org, app, client  # noqa: F401  (fixtures)
+from tests.api.conftest import ApiOrg, api_org, app, client, make_api_org  # noqa: F401  (fixtures)
 from tests.api.support import error
+from timebank.db import Database
 
 # One organisation (a function-scoped fixture) serves every example of a test: each example
 # either is refused or posts its own transaction, so examples never depend on each other.
@@ -17,6 +19,12 @@ fuzz = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@pytest.fixture(scope="module")
+async def shared_org(db: Database) -> ApiOrg:
+    """One organisation for a module's read-only tests: setting one up per case costs seconds."""
+    return await make_api_org(db)
 
 
 def refused(response: httpx.Response, *statuses: int) -> dict:
