@@ -8,7 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
-from tests.api.conftest import PASSWORD, ApiOrg, Person, add_site_admin, client_for, make_app
+from tests.api.conftest import PASSWORD, ApiOrg, Person, add_site_admin, client_for, make_api_org, make_app
 from tests.api.support import error, invalid
 from tests.conftest import make_org
 from timebank.db import Database
@@ -24,6 +24,12 @@ failures = SignInFailure.__table__
 # The same argon2id, at the lowest cost: a real hash costs about half a second to check on
 # a small machine, and the rate-limit tests check passwords dozens of times.
 _cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="module")
+async def shared_org(db):
+    """One organisation for the tests that only send refused requests."""
+    return await make_api_org(db)
 
 
 async def cheap_password(db: Database, person: Person) -> Person:
@@ -256,10 +262,10 @@ class TestBearerTokens:
         [None, "", "Bearer", "Bearer   ", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Token abc"],
     )
     async def test_a_request_without_a_valid_token_is_401_with_a_bearer_challenge(
-        self, client, api_org: ApiOrg, authorization
+        self, client, shared_org: ApiOrg, authorization
     ):
         headers = {} if authorization is None else {"Authorization": authorization}
-        for url in (ME, api_org.url(), api_org.url("/members")):
+        for url in (ME, shared_org.url(), shared_org.url("/members")):
             r = await client.get(url, headers=headers)
             error(r, 401)
             assert r.headers["WWW-Authenticate"] == "Bearer"

@@ -12,6 +12,12 @@ from timebank.models import Member
 members = Member.__table__
 
 
+@pytest.fixture(scope="module")
+async def shared_org(db):
+    """One organisation for the tests that only send refused requests (each checked to change nothing)."""
+    return await make_api_org(db)
+
+
 async def register(client, api_org, body, by=None):
     return await client.post(api_org.url("/members"), json=body, headers=(by or api_org.staff).headers)
 
@@ -83,11 +89,11 @@ class TestRegisterMember:
             }
         ]
 
-    async def test_a_username_already_taken_is_409_whatever_its_case(self, client, api_org):
-        total = await member_total(client, api_org)
-        body = {"display_name": "Copycat", "username": api_org.member.username.upper(), "password": PASSWORD}
-        assert "already taken" in error(await register(client, api_org, body), 409)["detail"]
-        assert await member_total(client, api_org) == total
+    async def test_a_username_already_taken_is_409_whatever_its_case(self, client, shared_org):
+        total = await member_total(client, shared_org)
+        body = {"display_name": "Copycat", "username": shared_org.member.username.upper(), "password": PASSWORD}
+        assert "already taken" in error(await register(client, shared_org, body), 409)["detail"]
+        assert await member_total(client, shared_org) == total
 
     @pytest.mark.parametrize("role", ["member", "staff", "coordinator"])
     async def test_a_coordinator_may_give_any_role(self, client, api_org, role):
@@ -95,11 +101,11 @@ class TestRegisterMember:
         assert new["role"] == role
 
     @pytest.mark.parametrize("role", ["staff", "coordinator"])
-    async def test_staff_may_register_members_only(self, client, api_org, role):
-        total = await member_total(client, api_org)
-        body = error(await register(client, api_org, {"display_name": "Promoted", "role": role}), 403)
+    async def test_staff_may_register_members_only(self, client, shared_org, role):
+        total = await member_total(client, shared_org)
+        body = error(await register(client, shared_org, {"display_name": "Promoted", "role": role}), 403)
         assert "coordinator" in body["detail"]
-        assert await member_total(client, api_org) == total
+        assert await member_total(client, shared_org) == total
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -121,10 +127,10 @@ class TestRegisterMember:
         ],
         ids=lambda value: str(value)[:40],
     )
-    async def test_refuses_invalid_details_with_400_and_registers_nobody(self, client, api_org, body, field):
-        total = await member_total(client, api_org)
-        invalid(await register(client, api_org, body), field)
-        assert await member_total(client, api_org) == total
+    async def test_refuses_invalid_details_with_400_and_registers_nobody(self, client, shared_org, body, field):
+        total = await member_total(client, shared_org)
+        invalid(await register(client, shared_org, body), field)
+        assert await member_total(client, shared_org) == total
 
 
 class TestListMembers:
@@ -190,8 +196,8 @@ class TestListMembers:
     @pytest.mark.parametrize(
         "query", ["?limit=0", "?limit=201", "?limit=many", "?offset=-1", "?active=maybe", f"?q={'x' * 201}"]
     )
-    async def test_refuses_bad_paging_or_filters_with_400(self, client, api_org, query):
-        invalid(await client.get(api_org.url(f"/members{query}"), headers=api_org.staff.headers))
+    async def test_refuses_bad_paging_or_filters_with_400(self, client, shared_org, query):
+        invalid(await client.get(shared_org.url(f"/members{query}"), headers=shared_org.staff.headers))
 
 
 class TestReadMember:
@@ -239,20 +245,20 @@ class TestEditMember:
         r = await edit(client, api_org, api_org.member.member_id, changes, api_org.staff)
         assert r.status_code == 200, r.text
 
-    async def test_staff_may_not_edit_a_coordinator(self, client, api_org):
-        coordinator = api_org.coordinator
-        before = await read_member(client, api_org, coordinator.member_id)
+    async def test_staff_may_not_edit_a_coordinator(self, client, shared_org):
+        coordinator = shared_org.coordinator
+        before = await read_member(client, shared_org, coordinator.member_id)
         for changes in ({"display_name": "Demoted"}, {"is_active": False}, {"email": "c@example.org"}):
-            error(await edit(client, api_org, coordinator.member_id, changes, api_org.staff), 403)
-        assert await read_member(client, api_org, coordinator.member_id) == before
+            error(await edit(client, shared_org, coordinator.member_id, changes, shared_org.staff), 403)
+        assert await read_member(client, shared_org, coordinator.member_id) == before
 
     @pytest.mark.parametrize("changes", [{"role": "staff"}, {"role": "member"}, {"is_active": False}])
-    async def test_the_last_coordinator_can_be_neither_demoted_nor_deactivated(self, client, api_org, changes):
-        coordinator = api_org.coordinator
-        before = await read_member(client, api_org, coordinator.member_id)
-        body = error(await edit(client, api_org, coordinator.member_id, changes, coordinator), 409)
+    async def test_the_last_coordinator_can_be_neither_demoted_nor_deactivated(self, client, shared_org, changes):
+        coordinator = shared_org.coordinator
+        before = await read_member(client, shared_org, coordinator.member_id)
+        body = error(await edit(client, shared_org, coordinator.member_id, changes, coordinator), 409)
         assert "last active coordinator" in body["detail"]
-        assert await read_member(client, api_org, coordinator.member_id) == before
+        assert await read_member(client, shared_org, coordinator.member_id) == before
 
     async def test_with_a_second_coordinator_the_first_may_step_down(self, client, api_org):
         first, second = api_org.coordinator, api_org.staff
@@ -302,11 +308,11 @@ class TestEditMember:
         ],
         ids=lambda value: str(value)[:40],
     )
-    async def test_refuses_invalid_changes_with_400_and_changes_nothing(self, client, api_org, changes, field):
-        target = api_org.member.member_id
-        before = await read_member(client, api_org, target)
-        invalid(await edit(client, api_org, target, changes, api_org.coordinator), field)
-        assert await read_member(client, api_org, target) == before
+    async def test_refuses_invalid_changes_with_400_and_changes_nothing(self, client, shared_org, changes, field):
+        target = shared_org.member.member_id
+        before = await read_member(client, shared_org, target)
+        invalid(await edit(client, shared_org, target, changes, shared_org.coordinator), field)
+        assert await read_member(client, shared_org, target) == before
 
-    async def test_an_unknown_member_is_404(self, client, api_org):
-        error(await edit(client, api_org, 10**12, {"display_name": "Ghost"}, api_org.staff), 404)
+    async def test_an_unknown_member_is_404(self, client, shared_org):
+        error(await edit(client, shared_org, 10**12, {"display_name": "Ghost"}, shared_org.staff), 404)

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.conftest import add_site_admin
+from tests.api.conftest import add_site_admin, make_api_org
 from tests.api.support import days_ago, error, invalid, post_exchange, posted
 from tests.conftest import make_org
 from tests.ledger.support import unchanged
@@ -14,6 +14,17 @@ from timebank.orgs.service import DEFAULT_CATEGORIES
 
 ORGS = "/api/v1/orgs"
 organisations = Organisation.__table__
+
+
+@pytest.fixture(scope="module")
+async def shared_org(db):
+    """One organisation for the tests that only send refused requests (each checked to change nothing)."""
+    return await make_api_org(db)
+
+
+@pytest.fixture(scope="module")
+async def site_admin(db):
+    return await add_site_admin(db)
 
 
 def new_slug() -> str:
@@ -56,8 +67,8 @@ class TestCreateOrganisation:
         ],
         ids=["minutes", "hours", "zero", "default"],
     )
-    async def test_takes_the_minimum_balance_in_minutes_or_hours(self, client, db, minimum, expected):
-        admin = await add_site_admin(db)
+    async def test_takes_the_minimum_balance_in_minutes_or_hours(self, client, site_admin, minimum, expected):
+        admin = site_admin
         r = await client.post(ORGS, json={"slug": new_slug(), "name": "Centre", **minimum}, headers=admin.headers)
         assert r.status_code == 201, r.text
         assert r.json()["min_balance"] == expected
@@ -85,8 +96,8 @@ class TestCreateOrganisation:
         ],
         ids=lambda value: str(value)[:40],
     )
-    async def test_refuses_invalid_settings_with_400_and_creates_nothing(self, client, db, changes, field):
-        admin = await add_site_admin(db)
+    async def test_refuses_invalid_settings_with_400_and_creates_nothing(self, client, db, site_admin, changes, field):
+        admin = site_admin
         body = {"slug": new_slug(), "name": "Centre", **changes}
         invalid(await client.post(ORGS, json=body, headers=admin.headers), field)
         if isinstance(body["slug"], str):
@@ -137,11 +148,11 @@ class TestReadOrganisation:
         ],
     )
     async def test_another_organisation_looks_exactly_like_one_that_does_not_exist(
-        self, client, db, api_org, method, path
+        self, client, db, shared_org, method, path
     ):
         elsewhere = await make_org(db)
         missing = new_slug()
-        coordinator = api_org.coordinator
+        coordinator = shared_org.coordinator
         answers = []
         for slug in (elsewhere.slug, missing):
             r = await client.request(
@@ -151,8 +162,8 @@ class TestReadOrganisation:
             answers.append({**body, "detail": body["detail"].replace(slug, "<slug>")})
         assert answers[0] == answers[1]
 
-    async def test_a_caller_without_a_token_cannot_tell_which_organisations_exist(self, client, api_org):
-        existing = error(await client.get(api_org.url()), 401)
+    async def test_a_caller_without_a_token_cannot_tell_which_organisations_exist(self, client, shared_org):
+        existing = error(await client.get(shared_org.url()), 401)
         missing = error(await client.get(f"{ORGS}/{new_slug()}"), 401)
         assert existing == missing
 
@@ -206,13 +217,15 @@ class TestUpdateOrganisation:
         await posted(client, api_org, giver, receiver, occurred_on=days_ago(2).isoformat())
 
     @pytest.mark.parametrize("days_ahead", [0, 1])
-    async def test_the_books_can_be_closed_only_up_to_yesterday(self, client, api_org, days_ahead):
+    async def test_the_books_can_be_closed_only_up_to_yesterday(self, client, shared_org, days_ahead):
         day = days_ago(-days_ahead)
         r = await client.patch(
-            api_org.url(), json={"books_closed_through": day.isoformat()}, headers=api_org.coordinator.headers
+            shared_org.url(), json={"books_closed_through": day.isoformat()}, headers=shared_org.coordinator.headers
         )
         invalid(r)
-        assert (await client.get(api_org.url(), headers=api_org.member.headers)).json()["books_closed_through"] is None
+        assert (await client.get(shared_org.url(), headers=shared_org.member.headers)).json()[
+            "books_closed_through"
+        ] is None
 
     async def test_a_tighter_minimum_lets_a_member_below_it_receive_but_not_spend(self, client, api_org):
         member, other = api_org.member.account_id, api_org.other_member.account_id
@@ -251,14 +264,14 @@ class TestUpdateOrganisation:
         ],
         ids=lambda value: str(value)[:40],
     )
-    async def test_refuses_invalid_settings_with_400_and_changes_nothing(self, client, api_org, changes, field):
-        before = (await client.get(api_org.url(), headers=api_org.member.headers)).json()
-        invalid(await client.patch(api_org.url(), json=changes, headers=api_org.coordinator.headers), field)
-        assert (await client.get(api_org.url(), headers=api_org.member.headers)).json() == before
+    async def test_refuses_invalid_settings_with_400_and_changes_nothing(self, client, shared_org, changes, field):
+        before = (await client.get(shared_org.url(), headers=shared_org.member.headers)).json()
+        invalid(await client.patch(shared_org.url(), json=changes, headers=shared_org.coordinator.headers), field)
+        assert (await client.get(shared_org.url(), headers=shared_org.member.headers)).json() == before
 
-    async def test_only_a_coordinator_may_change_settings(self, client, api_org):
-        before = (await client.get(api_org.url(), headers=api_org.member.headers)).json()
-        for person in (api_org.staff, api_org.member):
-            body = error(await client.patch(api_org.url(), json={"name": "Mine"}, headers=person.headers), 403)
+    async def test_only_a_coordinator_may_change_settings(self, client, shared_org):
+        before = (await client.get(shared_org.url(), headers=shared_org.member.headers)).json()
+        for person in (shared_org.staff, shared_org.member):
+            body = error(await client.patch(shared_org.url(), json={"name": "Mine"}, headers=person.headers), 403)
             assert "coordinator" in body["detail"]
-        assert (await client.get(api_org.url(), headers=api_org.member.headers)).json() == before
+        assert (await client.get(shared_org.url(), headers=shared_org.member.headers)).json() == before
