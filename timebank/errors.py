@@ -15,7 +15,12 @@ from timebank.ledger.errors import LedgerError
 
 logger = logging.getLogger("timebank.errors")
 
-SERVICE_UNAVAILABLE = "The database is unavailable; try again in a moment. Nothing was recorded."
+# Not "nothing was recorded": a connection lost while a commit was in flight may have
+# recorded the write (the fault drills see it). The same key makes a retry safe either way.
+SERVICE_UNAVAILABLE = (
+    "The database is unavailable; try again in a moment. Retry a write with the same Idempotency-Key: "
+    "if it was recorded after all, you get the original answer and nothing is posted twice."
+)
 
 
 def error_response(

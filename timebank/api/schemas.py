@@ -102,7 +102,7 @@ _ERROR_MEANINGS = {
     404: "Not found, or in an organisation the caller does not belong to.",
     409: "Refused by the ledger: balance below the minimum, key reused, already reversed, closed period.",
     429: "Too many failed sign-ins; wait for `Retry-After` seconds.",
-    503: "The database is unavailable; nothing was recorded. Try again shortly.",
+    503: "The database is unavailable. Try again shortly; retry a write with the same Idempotency-Key.",
 }
 
 
