@@ -34,6 +34,9 @@ class LedgerAudit:
     refused: int = 0
     unanswered: int = 0
     unanswered_in_ledger: int = 0
+    # Acknowledged as a replay on a retry: an earlier attempt had landed without an answer
+    # (the connection died with the commit in flight); the key kept it from posting twice.
+    landed_unanswered: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     wrong_id: list[str] = field(default_factory=list)
@@ -65,6 +68,7 @@ class LedgerAudit:
             ("refused writes (4xx)", self.refused),
             ("unanswered writes (gave up)", self.unanswered),
             ("  of which in the ledger", self.unanswered_in_ledger),
+            ("retries answered with the original (landed unanswered)", len(self.landed_unanswered)),
             ("lost acknowledged writes", len(self.lost)),
             ("duplicated writes", len(self.duplicated) + len(self.wrong_id)),
             ("unexpected transactions", len(self.unexpected)),
@@ -105,6 +109,8 @@ async def audit_ledger(database_url: str, slug: str, writes: Iterable[Write], ve
         audit.acknowledged += write.acknowledged
         audit.refused += write.refused
         audit.unanswered += write.unanswered
+        if write.acknowledged and write.replayed:
+            audit.landed_unanswered.append(f"{write.key}: {write.history}")
         if write.acknowledged and write.key not in in_ledger:
             audit.lost.append(write.key)
         if write.acknowledged and write.answered_legs != write.legs:

@@ -110,7 +110,7 @@ async def time_to_recover(
 
 async def run_drill(
     args: argparse.Namespace, cluster: postgres.PrivateCluster, database_url: str, workdir: Path
-) -> tuple[list[str], list[tuple[str, object]]]:
+) -> tuple[list[str], list[tuple[str, object]], list[str]]:
     rng = random.Random(args.seed)
     outages = Outages()
     with ServerProcess(database_url, workdir, workers=args.workers) as server:
@@ -166,8 +166,8 @@ def judge(
     *,
     restarts_needed: int,
     elapsed: float,
-) -> tuple[list[str], list[tuple[str, object]]]:
-    """The drill's problems and figures."""
+) -> tuple[list[str], list[tuple[str, object]], list[str]]:
+    """The drill's problems, figures and notes."""
     problems = list(audit.problems)
     recorded_while_down = [w.key for w in outages.probe_writes if w.key in audit.keys_in_ledger]
     recovered = [s for s in outages.recovery_seconds if s is not None]
@@ -222,7 +222,8 @@ def judge(
     for write in load.writes:
         if write.refused and not write.is_insufficient_balance:
             problems.append(f"{write.key} refused with {write.status}: {write.refusal}")
-    return problems, figures
+    notes = [f"landed without an answer, then replayed: {line}" for line in audit.landed_unanswered]
+    return problems, figures, notes
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.init()
         cluster.start()
         database_url = postgres.create_database(cluster.server_url)
-        report.problems, report.figures = asyncio.run(run_drill(args, cluster, database_url, workdir))
+        report.problems, report.figures, report.notes = asyncio.run(run_drill(args, cluster, database_url, workdir))
     finally:
         cluster.stop_if_running()
     print(report.text())

@@ -57,6 +57,8 @@ class Write:
     balances_after: dict[int, int] = field(default_factory=dict)
     # From a refusal: the error's ``extra`` and ``detail``.
     refusal: dict[str, Any] = field(default_factory=dict)
+    # What each attempt got: a status code, "no connection" or "timeout".
+    history: list[int | str] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool:
@@ -160,10 +162,13 @@ async def send(
             response = await http.post(write.path, json=write.body, headers={**headers, "Idempotency-Key": write.key})
         except httpx.TimeoutException:
             tally.timeouts += 1
+            write.history.append("timeout")
         except httpx.TransportError:
             tally.connection_errors += 1
+            write.history.append("no connection")
         else:
             tally.record(response.status_code, time.monotonic() - sent_at)
+            write.history.append(response.status_code)
             write.record_answer(response)
             if write.acknowledged or write.refused:
                 return write

@@ -12,6 +12,8 @@ class DrillReport:
     title: str
     figures: list[tuple[str, object]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Worth knowing, not wrong: shown, never failing the drill.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -23,6 +25,7 @@ class DrillReport:
     def text(self) -> str:
         width = max((len(label) for label, _ in self.figures), default=0)
         lines = [self.title, *(f"  {label:<{width}}  {_shown(value)}" for label, value in self.figures)]
+        lines += [f"  note: {note}" for note in self.notes[:MAX_PROBLEMS_SHOWN]]
         for problem in self.problems[:MAX_PROBLEMS_SHOWN]:
             lines.append(f"  PROBLEM {problem}")
         if len(self.problems) > MAX_PROBLEMS_SHOWN:

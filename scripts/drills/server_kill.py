@@ -103,6 +103,7 @@ async def run_drill(args: argparse.Namespace, database_url: str, workdir: Path) 
         ("acknowledged writes per second", audit.acknowledged / elapsed if elapsed else 0.0),
     ]
     report.problems = audit.problems
+    report.notes = [f"landed without an answer, then replayed: {line}" for line in audit.landed_unanswered]
     if server.kills < args.kills:
         report.problems.append(f"only {server.kills} of {args.kills} kills happened before the load ended")
     if tally.server_errors:
