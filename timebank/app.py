@@ -8,7 +8,6 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import StructLoggingConfig
-from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.pydantic import PydanticPlugin
@@ -16,6 +15,7 @@ from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
 
 from timebank import __version__
+from timebank.access_log import access_log_middleware
 from timebank.accounts.endpoints import AccountController
 from timebank.api.docs import ApiExplorerPlugin
 from timebank.auth.context import provide_org_context
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         },
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
+        middleware=[access_log_middleware],
         before_send=[add_security_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
@@ -96,9 +97,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 def _logging_config(settings: Settings) -> StructlogConfig:
     return StructlogConfig(
         structlog_logging_config=StructLoggingConfig(log_exceptions="always"),
-        middleware_logging_config=LoggingMiddlewareConfig(
-            # Never bodies, headers or cookies: they carry passwords and tokens.
-            request_log_fields=("method", "path"),
-            response_log_fields=("status_code",),
-        ),
+        # Requests are logged by access_log_middleware, one line each.
+        enable_middleware_logging=False,
     )

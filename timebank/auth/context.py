@@ -13,7 +13,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from timebank.auth.tokens import hash_token
 from timebank.db import Database
@@ -73,28 +73,53 @@ def _bearer_token_hash(request: Request) -> str:
     return hash_token(token.strip())
 
 
-def _token_is_live(token_hash: str):  # type: ignore[no-untyped-def]
-    return and_(
-        api_tokens.c.token_hash == token_hash,
-        api_tokens.c.revoked_at.is_(None),
-        api_tokens.c.expires_at > dt.datetime.now(dt.UTC),
-        users.c.is_active.is_(True),
+# Built once: every authenticated request runs one of these, so it should not pay
+# for building and hashing the SQL expression again each time.
+_LIVE_TOKEN = and_(
+    api_tokens.c.token_hash == bindparam("token_hash"),
+    api_tokens.c.revoked_at.is_(None),
+    api_tokens.c.expires_at > bindparam("now"),
+    users.c.is_active.is_(True),
+)
+_CALLER = (
+    select(users.c.id, users.c.username, users.c.is_site_admin)
+    .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+    .where(_LIVE_TOKEN)
+)
+_CALLER_IN_ORGANISATION = (
+    select(
+        users.c.id.label("user_id"),
+        users.c.username,
+        users.c.is_site_admin,
+        organisations.c.id.label("organisation_id"),
+        organisations.c.timezone,
+        members.c.id.label("member_id"),
+        members.c.role,
+        accounts.c.id.label("account_id"),
     )
-
-
+    .select_from(
+        api_tokens.join(users, users.c.id == api_tokens.c.user_id)
+        .outerjoin(organisations, organisations.c.slug == bindparam("slug"))
+        .outerjoin(
+            members,
+            and_(
+                members.c.user_id == users.c.id,
+                members.c.organisation_id == organisations.c.id,
+                members.c.is_active.is_(True),
+            ),
+        )
+        .outerjoin(accounts, accounts.c.member_id == members.c.id)
+    )
+    .where(_LIVE_TOKEN)
+)
 _EXPIRED = "the token is invalid, expired or revoked; sign in again"
 
 
 async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
     token_hash = _bearer_token_hash(request)
     async with db.autocommit() as conn:
-        row = (
-            await conn.execute(
-                select(users.c.id, users.c.username, users.c.is_site_admin)
-                .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
-                .where(_token_is_live(token_hash))
-            )
-        ).first()
+        found = await conn.execute(_CALLER, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC)})
+        row = found.first()
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
     return Caller(row.id, row.username, row.is_site_admin, token_hash)
@@ -103,33 +128,11 @@ async def provide_caller(request: Request, db: NamedDependency[Database]) -> Cal
 async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
     """The caller and their membership of ``org``; 404 if they are not an active member."""
     token_hash = _bearer_token_hash(request)
-    membership = and_(
-        members.c.user_id == users.c.id,
-        members.c.organisation_id == organisations.c.id,
-        members.c.is_active.is_(True),
-    )
     async with db.autocommit() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    users.c.id.label("user_id"),
-                    users.c.username,
-                    users.c.is_site_admin,
-                    organisations.c.id.label("organisation_id"),
-                    organisations.c.timezone,
-                    members.c.id.label("member_id"),
-                    members.c.role,
-                    accounts.c.id.label("account_id"),
-                )
-                .select_from(
-                    api_tokens.join(users, users.c.id == api_tokens.c.user_id)
-                    .outerjoin(organisations, organisations.c.slug == org)
-                    .outerjoin(members, membership)
-                    .outerjoin(accounts, accounts.c.member_id == members.c.id)
-                )
-                .where(_token_is_live(token_hash))
-            )
-        ).first()
+        found = await conn.execute(
+            _CALLER_IN_ORGANISATION, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC), "slug": org}
+        )
+        row = found.first()
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
     if row.member_id is None:
