@@ -1,5 +1,7 @@
 """Schemas every part of the API shares: amounts, errors, pagination."""
 
+import datetime as dt
+import re
 from typing import Annotated, Any
 
 from litestar.openapi import ResponseSpec
@@ -44,6 +46,22 @@ def _json_integer(value: object) -> object:
 
 # An integer as JSON writes one, and nothing else.
 WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def _calendar_date(value: object) -> object:
+    # Lax validation would take a datetime at midnight ("2026-01-01T00:00:00Z", in any zone) or
+    # a Unix timestamp (0 is 1970-01-01) as a date, silently; our dates are local calendar days.
+    if (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or (
+        isinstance(value, str) and _ISO_DATE.fullmatch(value)
+    ):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD, such as 2026-01-31: not a time or a number")
+
+
+# A day written YYYY-MM-DD, and nothing else.
+CalendarDate = Annotated[dt.date, BeforeValidator(_calendar_date)]
 
 HoursText = Annotated[
     str | StrictInt | float,

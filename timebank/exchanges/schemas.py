@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field, model_validator
 
-from timebank.api.schemas import AmountInput, InputModel, WholeNumber
+from timebank.api.schemas import AmountInput, CalendarDate, InputModel, WholeNumber
 from timebank.ledger import PostedTransaction, errors, minutes_to_hours
 from timebank.ledger.posting import MAX_DESCRIPTION, MAX_LEGS
 from timebank.ledger.reading import TransactionCursor
@@ -25,7 +25,7 @@ class ExchangeCreate(AmountInput):
     receiver_account_id: AccountId | None = None
     givers: list[Leg] | None = Field(default=None, min_length=1, max_length=MAX_LEGS)
     receivers: list[Leg] | None = Field(default=None, min_length=1, max_length=MAX_LEGS)
-    occurred_on: dt.date = Field(description="The day the help was given, in the organisation's time zone.")
+    occurred_on: CalendarDate = Field(description="The day the help was given, in the organisation's time zone.")
     description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
     category: str | None = Field(default=None, max_length=80)
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 from pydantic import BaseModel, EmailStr, Field
 
-from timebank.api.schemas import Amount, InputModel
+from timebank.api.schemas import Amount, CalendarDate, InputModel
 from timebank.models import Role
 
 DisplayName = str
@@ -16,7 +16,7 @@ class MemberCreate(InputModel):
     password: str | None = Field(default=None, min_length=8, max_length=1024)
     email: EmailStr | None = None
     role: Role = Role.MEMBER
-    joined_on: dt.date | None = None
+    joined_on: CalendarDate | None = None
 
 
 class MemberUpdate(InputModel):

@@ -2,7 +2,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from timebank.api.schemas import Amount, HoursText, InputModel, WholeNumber
+from timebank.api.schemas import Amount, CalendarDate, HoursText, InputModel, WholeNumber
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes
 
@@ -58,7 +58,7 @@ class OrganisationUpdate(_MinBalanceInput):
         max_length=100,
         description="The full list of categories in use. Names left out are retired (kept on old entries).",
     )
-    books_closed_through: dt.date | None = Field(
+    books_closed_through: CalendarDate | None = Field(
         default=None, description="Close the books up to this date: no entry dated on or before it is accepted."
     )
 
