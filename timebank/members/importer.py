@@ -11,6 +11,7 @@ database transaction: an import lands whole or not at all. Imported members
 have no login; staff can give one later.
 """
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -66,19 +67,32 @@ def parse_member_csv(content: bytes) -> ParsedFile:
         raise ImportFileError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it up")
     text, encoding = _decode(content)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    parsed = ParsedFile(encoding=encoding, fingerprint=hashlib.sha256(content).hexdigest()[:16])
+    try:
+        return _read_rows(reader, parsed)
+    except csv.Error as exc:  # e.g. a cell of more than 128 KiB
+        raise ImportFileError(f"line {reader.line_num} cannot be read as CSV: {exc}") from None
+
+
+def _read_rows(reader: csv.DictReader, parsed: ParsedFile) -> ParsedFile:
     header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
     if "display_name" not in header:
         raise ImportFileError(
             "the first row must be a header naming the columns, including display_name "
             f"(found: {', '.join(header) or 'nothing'})"
         )
+    blank = [str(number) for number, name in enumerate(header, start=1) if not name]
+    if blank:
+        raise ImportFileError(f"column(s) {', '.join(blank)} of the header are blank; name them or delete them")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise ImportFileError(f"the header names {', '.join(twice)} twice; each column may appear once")
     unknown = [name for name in header if name not in KNOWN_COLUMNS]
     if unknown:
         raise ImportFileError(
             f"unknown column(s) {', '.join(unknown)}; the columns are {', '.join(sorted(KNOWN_COLUMNS))}"
         )
     reader.fieldnames = header
-    parsed = ParsedFile(encoding=encoding, fingerprint=hashlib.sha256(content).hexdigest()[:16])
     seen_names: dict[str, int] = {}
     for record in reader:
         line = reader.line_num
@@ -104,6 +118,17 @@ def parse_member_csv(content: bytes) -> ParsedFile:
 
 
 def _decode(content: bytes) -> tuple[str, str]:
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Some Windows tools (Notepad's "Unicode", for one) write UTF-16 with a byte order mark.
+        try:
+            return content.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise ImportFileError("the file starts as UTF-16 text but is not; save it as 'CSV UTF-8'") from None
+    if b"\x00" in content:
+        raise ImportFileError(
+            "the file is not CSV text (it holds NUL bytes: a spreadsheet, an image, "
+            "or UTF-16 without a byte order mark); save it as 'CSV UTF-8'"
+        )
     try:
         return content.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -119,6 +144,9 @@ def _parse_row(line: int, record: dict[str, str | None]) -> MemberRow:
     def cell(name: str) -> str:
         return (record.get(name) or "").strip()
 
+    # As in the API: no control characters but line breaks and tabs (NUL cannot even be stored).
+    if any(ch < " " and ch not in "\t\r\n" for value in record.values() for ch in value or ""):
+        raise errors.InvalidEntry("the row holds control characters; retype it")
     name = " ".join(cell("display_name").split())
     if not name:
         raise errors.InvalidEntry("display_name is empty")
