@@ -23,7 +23,9 @@ from scripts.drills.load import ExchangeLoad, HttpTally, RetryPolicy, Write, cli
 
 pytestmark = pytest.mark.live_server
 
-POLICY = RetryPolicy(max_attempts=1, request_timeout=30.0)
+# A careful client's: an answer that is neither 2xx nor 4xx (a 503 when the connection
+# pool is busy for long on a loaded machine) is retried with the same key.
+POLICY = RetryPolicy(request_timeout=30.0)
 
 
 async def seeded(server: ServerProcess, *, members: int, min_balance_hours: str) -> SeededOrg:
@@ -45,6 +47,7 @@ async def send_at_once(clients: list[httpx.AsyncClient], writes: list[Write], or
     """Each write from its own client, all at the same moment."""
     tally = HttpTally()
     await asyncio.gather(*(send(http, w, org.headers, POLICY, tally) for http, w in zip(clients, writes, strict=True)))
+    assert tally.server_errors == 0 and tally.timeouts == 0, tally
 
 
 @pytest.fixture
@@ -68,7 +71,8 @@ class TestOppositeExchangesNearTheMinimumBalance:
 
         audit = await audited(live_server, org, load.writes)
         assert audit.problems == []
-        assert set(load.tally.by_status) <= {201, 409}, load.tally.by_status
+        assert set(load.tally.by_status) <= {201, 409, 503}, load.tally.by_status
+        assert load.tally.timeouts == 0
         refused = [w for w in load.writes if w.refused]
         assert refused, "the load never reached the minimum balance: it tests nothing"
         assert all(w.is_insufficient_balance for w in refused)
@@ -138,6 +142,7 @@ class TestEveryTransactionReversedTwiceAtOnce:
         ) as http:
             tally = HttpTally()
             await asyncio.gather(*(send(http, r, org.headers, POLICY, tally) for pair in pairs for r in pair))
+            assert tally.server_errors == 0 and tally.timeouts == 0, tally
 
             for first, second in pairs:
                 assert sorted([first.status, second.status]) == [201, 409], (first.refusal, second.refusal)
