@@ -117,6 +117,13 @@ class TestPostExchange:
         async with refused(errors.InvalidEntry, org):
             await exchange(org, alice, bob, 30, description=description)
 
+    @pytest.mark.parametrize(("description", "category"), [(None, None), (42, None), ("Tea", 7)])
+    async def test_refuses_a_description_or_category_that_is_not_text(self, org, description, category):
+        alice, bob = await org.member("Alice"), await org.member("Bob")
+        async with refused(errors.InvalidEntry, org) as refusal:
+            await exchange(org, alice, bob, 30, description=description, category=category)
+        assert "must be text" in refusal.value.message
+
     async def test_accepts_a_description_of_exactly_500_characters(self, org):
         alice, bob = await org.member("Alice"), await org.member("Bob")
         posted = await exchange(org, alice, bob, 30, description="x" * 500)

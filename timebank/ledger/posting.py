@@ -314,7 +314,9 @@ def _request(
     reverses_id: int | None = None,
 ) -> PostingRequest:
     check_idempotency_key(idempotency_key)
-    description = (description or "").strip()
+    if not isinstance(description, str) or (category is not None and not isinstance(category, str)):
+        raise errors.InvalidEntry("the description and the category must be text")
+    description = description.strip()
     if not description:
         raise errors.InvalidEntry("a description is required: say what the help was")
     if len(description) > MAX_DESCRIPTION:
