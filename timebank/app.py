@@ -96,7 +96,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _logging_config(settings: Settings) -> StructlogConfig:
     return StructlogConfig(
-        structlog_logging_config=StructLoggingConfig(log_exceptions="always"),
+        structlog_logging_config=StructLoggingConfig(
+            log_exceptions="always",
+            # Client errors are answered, not logged: their tracebacks quote the input, and pydantic's
+            # input_value would put a password refused as too short or too long into the log.
+            disable_stack_trace=set(range(400, 500)),
+        ),
         # Requests are logged by access_log_middleware, one line each.
         enable_middleware_logging=False,
     )
