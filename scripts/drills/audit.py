@@ -110,7 +110,7 @@ async def audit_ledger(database_url: str, slug: str, writes: Iterable[Write], ve
         audit.refused += write.refused
         audit.unanswered += write.unanswered
         if write.acknowledged and write.replayed:
-            audit.landed_unanswered.append(f"{write.key}: {write.history}")
+            audit.landed_unanswered.append(f"{write.key}: {_runs(write.history)}")
         if write.acknowledged and write.key not in in_ledger:
             audit.lost.append(write.key)
         if write.acknowledged and write.answered_legs != write.legs:
@@ -126,6 +126,17 @@ async def audit_ledger(database_url: str, slug: str, writes: Iterable[Write], ve
             [w for w in sent.values() if w.acknowledged], {a: b for a, (b, _) in balances.items()}
         )
     return audit
+
+
+def _runs(history: list[int | str]) -> str:
+    """``['no connection', 'no connection', 200]`` as ``no connection x2, 200``."""
+    runs: list[list] = []
+    for answer in history:
+        if runs and runs[-1][0] == answer:
+            runs[-1][1] += 1
+        else:
+            runs.append([answer, 1])
+    return ", ".join(f"{answer} x{n}" if n > 1 else str(answer) for answer, n in runs)
 
 
 async def _read_ledger(

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_PROBLEMS_SHOWN = 30
+MAX_NOTES_SHOWN = 5
 
 
 @dataclass
@@ -25,7 +26,9 @@ class DrillReport:
     def text(self) -> str:
         width = max((len(label) for label, _ in self.figures), default=0)
         lines = [self.title, *(f"  {label:<{width}}  {_shown(value)}" for label, value in self.figures)]
-        lines += [f"  note: {note}" for note in self.notes[:MAX_PROBLEMS_SHOWN]]
+        lines += [f"  note: {note}" for note in self.notes[:MAX_NOTES_SHOWN]]
+        if len(self.notes) > MAX_NOTES_SHOWN:
+            lines.append(f"  ... and {len(self.notes) - MAX_NOTES_SHOWN} more notes (all in --report-json)")
         for problem in self.problems[:MAX_PROBLEMS_SHOWN]:
             lines.append(f"  PROBLEM {problem}")
         if len(self.problems) > MAX_PROBLEMS_SHOWN:
@@ -36,7 +39,13 @@ class DrillReport:
     def write_json(self, path: Path) -> None:
         path.write_text(
             json.dumps(
-                {"title": self.title, "passed": self.passed, "figures": dict(self.figures), "problems": self.problems},
+                {
+                    "title": self.title,
+                    "passed": self.passed,
+                    "figures": dict(self.figures),
+                    "problems": self.problems,
+                    "notes": self.notes,
+                },
                 indent=2,
             )
         )
