@@ -6,24 +6,21 @@ people's names as far as the ledger knows: stored and answered exactly. There is
 yet; when there is, it must neutralise such cells (e.g. prefix them with a single quote).
 """
 
-import asyncio
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from tests.api.conftest import ApiOrg
 from tests.conftest import Org, today
-from timebank.cli import main
-from timebank.config import get_settings
+from tests.hostile.conftest import run_command
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.members.importer import (
@@ -247,19 +244,8 @@ class TestImportMembers:
 # --- The command line ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the command line's settings at the test database."""
-    monkeypatch.setenv("TIMEBANK_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 async def run_import(path: Path, slug: str, *options: str) -> Result:
-    # In a thread: the command runs its own event loop, as it does from a shell.
-    runner = CliRunner()
-    return await asyncio.to_thread(runner.invoke, main, ["member", "import", str(path), "--org", slug, *options])
+    return await run_command("member", "import", str(path), "--org", slug, *options)
 
 
 def write(tmp_path: Path, content: bytes) -> Path:

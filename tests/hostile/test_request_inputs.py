@@ -58,12 +58,12 @@ BAD_KEYS = [
 
 
 class TestIdempotencyKeys:
-    @pytest.mark.parametrize("key", [*BAD_KEYS, None], ids=lambda key: repr(key)[:30])
-    async def test_a_malformed_key_is_refused_with_400_and_posts_nothing(self, client, api_org, key) -> None:
+    async def test_a_malformed_key_is_refused_with_400_and_posts_nothing(self, client, api_org) -> None:
         before = await balance(client, api_org, api_org.member.account_id)
-        response = await post_with_key(client, api_org, key)
-        refused(response, 400)
-        assert "x-injected" not in response.headers and "set-cookie" not in response.headers
+        for key in [*BAD_KEYS, None]:
+            response = await post_with_key(client, api_org, key)
+            refused(response, 400)
+            assert "x-injected" not in response.headers and "set-cookie" not in response.headers
         assert await balance(client, api_org, api_org.member.account_id) == before
 
     async def test_a_key_of_128_printable_characters_is_taken(self, client, api_org) -> None:
