@@ -216,7 +216,7 @@ class TestSecurityHeaders:
         seen = set()
         for method, path in calls:
             for person in (api_org.coordinator if method != "DELETE" else signing_out, None):
-                headers = {**person.posting(), "Origin": "http://timebank.test"} if person else {}
+                headers = person.posting() if person else {}
                 json_body = {} if method in ("POST", "PATCH") else None
                 response = await client.request(method, path, json=json_body, headers=headers)
                 check_security_headers(response)
@@ -230,7 +230,9 @@ class TestSecurityHeaders:
             ("GET", "/api/v1/orgs/no-such-org/members/1/nothing", 404),
             ("DELETE", "/health", 405),
             ("PUT", "/api/v1/auth/token", 405),
-            ("GET", "/static/../timebank/app.py", 404),
+            ("GET", "/static/%2e%2e/app.py", 404),  # our own source, by path traversal
+            ("GET", "/static/docs/..%2f..%2fconfig.py", 404),
+            ("GET", "/static/%2fetc%2fpasswd", 404),
             ("GET", "/static/no-such-file.js", 404),
             ("GET", "/schema/no-such-renderer", 404),
             ("GET", "/api/v1/me", 401),
@@ -340,7 +342,7 @@ class TestRequestBodies:
     async def test_a_body_over_the_limit_is_413_before_any_sign_in(self, client) -> None:
         body = b'{"username": "someone", "password": "' + b"p" * (64 * 1024) + b'"}'
         response = await client.post(TOKEN, content=body, headers={"Content-Type": "application/json"})
-        assert "limit" in refused(response, 413)["detail"].lower() or response.status_code == 413
+        refused(response, 413)
 
     async def test_a_streamed_body_without_a_length_is_cut_off_at_the_limit(self, client, api_org) -> None:
         headers = {**api_org.staff.posting(), "Content-Type": "application/json"}
