@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     with ledger_database(args, workdir) as database_url:
         report = asyncio.run(run_drill(args, database_url, workdir))
     print(report.text())
+    if args.keep:
+        print(f"Database kept: {database_url}")
     if args.report_json:
         report.write_json(args.report_json)
     if args.keep or not report.passed:
