@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.conftest import make_api_org
+from tests.api.conftest import client_for, make_api_org
 from tests.api.support import days_ago, error, invalid, posted
 from tests.conftest import make_org, today
 from timebank.ledger.verify import verify_ledger
@@ -108,10 +108,16 @@ class TestReadAccount:
 
 
 class TestStatement:
-    @pytest.fixture
-    async def history(self, client, db):
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def history(cls, app, db):
         """An organisation and the transactions on Member Self's account: -1.00 on day -40,
-        then +1.50, +0.25 and a group's -0.50 on days -20, -10 and -5."""
+        then +1.50, +0.25 and a group's -0.50 on days -20, -10 and -5. The tests only read them."""
+        async with client_for(app) as client:
+            return await cls.record_history(client, db)
+
+    @staticmethod
+    async def record_history(client, db):
         api_org = await make_api_org(db)
         me, other, staff = api_org.member.account_id, api_org.other_member.account_id, api_org.staff.account_id
         agency = api_org.org.agency_account_id

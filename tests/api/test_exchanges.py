@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import make_api_org
+from tests.api.conftest import client_for, make_api_org
 from tests.api.support import balance, days_ago, error, exchange_body, invalid, post_exchange, posted
 from tests.conftest import today
 from tests.ledger.support import unchanged
@@ -407,35 +407,36 @@ class TestGroupActivity:
             invalid(await client.post(shared_org.url("/exchanges"), json=body, headers=shared_org.staff.posting()))
 
 
+async def seven_transactions(client, db):
+    """An organisation and its seven transactions, oldest first, on days -10, -10, -7, -3, -3, -1 and 0."""
+    api_org = await make_api_org(db)
+    me, other = api_org.member.account_id, api_org.other_member.account_id
+    staff, agency = api_org.staff.account_id, api_org.org.agency_account_id
+    plan = [
+        (me, other, 10, 10, "Gardening"),
+        (other, me, 20, 10, None),
+        (me, agency, 30, 7, "Events"),
+        (other, me, 40, 3, "Gardening"),
+        (staff, other, 50, 3, None),
+        (me, other, 60, 1, "Cooking"),
+        (other, staff, 70, 0, None),
+    ]
+    transactions = [
+        await posted(
+            client, api_org, giver, receiver, minutes=minutes, occurred_on=days_ago(days).isoformat(), category=category
+        )
+        for giver, receiver, minutes, days, category in plan
+    ]
+    return api_org, [item["id"] for item in transactions]
+
+
 class TestListExchanges:
-    @pytest.fixture
-    async def ledger(self, client, db):
-        """An organisation and its seven transactions, oldest first, on days -10, -10, -7, -3, -3, -1 and 0."""
-        api_org = await make_api_org(db)
-        me, other = api_org.member.account_id, api_org.other_member.account_id
-        staff, agency = api_org.staff.account_id, api_org.org.agency_account_id
-        plan = [
-            (me, other, 10, 10, "Gardening"),
-            (other, me, 20, 10, None),
-            (me, agency, 30, 7, "Events"),
-            (other, me, 40, 3, "Gardening"),
-            (staff, other, 50, 3, None),
-            (me, other, 60, 1, "Cooking"),
-            (other, staff, 70, 0, None),
-        ]
-        transactions = [
-            await posted(
-                client,
-                api_org,
-                giver,
-                receiver,
-                minutes=minutes,
-                occurred_on=days_ago(days).isoformat(),
-                category=category,
-            )
-            for giver, receiver, minutes, days, category in plan
-        ]
-        return api_org, [item["id"] for item in transactions]
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def ledger(cls, app, db):
+        """Seven transactions the tests of this class only read."""
+        async with client_for(app) as client:
+            return await seven_transactions(client, db)
 
     async def list_ids(self, client, api_org, query: str = "") -> list[int]:
         r = await client.get(api_org.url(f"/exchanges{query}"), headers=api_org.staff.headers)
@@ -469,8 +470,8 @@ class TestListExchanges:
         assert all(len(page) == limit for page in pages[:-1]) and 1 <= len(pages[-1]) <= limit
         assert [i for page in pages for i in page] == ids[::-1]
 
-    async def test_a_transaction_logged_while_paging_does_not_shift_the_pages(self, client, ledger):
-        api_org, ids = ledger
+    async def test_a_transaction_logged_while_paging_does_not_shift_the_pages(self, client, db):
+        api_org, ids = await seven_transactions(client, db)
         t = dict(enumerate(ids, start=1))
         first = (await client.get(api_org.url("/exchanges?limit=3"), headers=api_org.staff.headers)).json()
         await posted(client, api_org, api_org.member.account_id, api_org.other_member.account_id)

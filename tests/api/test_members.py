@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import PASSWORD, make_api_org
+from tests.api.conftest import PASSWORD, client_for, make_api_org
 from tests.api.support import error, invalid, post_exchange, posted
 from tests.conftest import today
 from tests.ledger.support import unchanged
@@ -133,15 +133,23 @@ class TestRegisterMember:
         assert await member_total(client, shared_org) == total
 
 
+async def seven_members(client, db):
+    """An organisation whose members are, by name: Alan Alderman, Coordinator.., Member Other,
+    Member Self, Percy 100% Pure, Staff.., Zoe Alder; Member Self has given Member Other 0.75 hours."""
+    api_org = await make_api_org(db)
+    for name in ("Zoe Alder", "Alan Alderman", "Percy 100% Pure"):
+        await registered(client, api_org, {"display_name": name})
+    await posted(client, api_org, api_org.member.account_id, api_org.other_member.account_id, minutes=45)
+    return api_org
+
+
 class TestListMembers:
-    @pytest.fixture
-    async def centre(self, client, db):
-        """An organisation whose members are, by name: Alan Alderman, Coordinator.., Member Other,
-        Member Self, Percy 100% Pure, Staff.., Zoe Alder."""
-        api_org = await make_api_org(db)
-        for name in ("Zoe Alder", "Alan Alderman", "Percy 100% Pure"):
-            await registered(client, api_org, {"display_name": name})
-        return api_org
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def centre(cls, app, db):
+        """Seven members the tests of this class only read."""
+        async with client_for(app) as client:
+            return await seven_members(client, db)
 
     async def list_members(self, client, api_org, query: str = "") -> dict:
         r = await client.get(api_org.url(f"/members{query}"), headers=api_org.staff.headers)
@@ -149,7 +157,6 @@ class TestListMembers:
         return r.json()
 
     async def test_lists_every_member_by_name_with_their_balance(self, client, centre):
-        await posted(client, centre, centre.member.account_id, centre.other_member.account_id, minutes=45)
         page = await self.list_members(client, centre)
         names = [item["display_name"] for item in page["items"]]
         assert names == sorted(names)
@@ -176,7 +183,8 @@ class TestListMembers:
         assert [item["display_name"] for item in page["items"]] == expected
         assert page["total"] == len(expected)
 
-    async def test_filters_active_or_inactive_members(self, client, centre):
+    async def test_filters_active_or_inactive_members(self, client, db):
+        centre = await seven_members(client, db)
         r = await edit(client, centre, centre.other_member.member_id, {"is_active": False}, by=centre.staff)
         assert r.status_code == 200, r.text
         inactive = await self.list_members(client, centre, "?active=false")
