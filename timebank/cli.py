@@ -11,9 +11,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from timebank.config import get_settings
 from timebank.db import Database, create_database
+from timebank.db.retry import sqlstate
 from timebank.ledger import errors
 
 T = TypeVar("T")
@@ -36,6 +38,11 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     except errors.LedgerError as exc:
         err_console.print(f"[red]Refused:[/] {exc.message}")
         sys.exit(1)
+    except DBAPIError as exc:
+        if "no such table" in str(exc.orig) or sqlstate(exc) == "42P01":  # undefined_table
+            err_console.print("[red]The database is not set up yet:[/] run `timebank migrate` first.")
+            sys.exit(1)
+        raise
 
 
 def _password(prompt: str) -> str:
@@ -80,25 +87,21 @@ def org_create(
 ) -> None:
     """Create an organisation with its agency account, pot and first coordinator."""
     from timebank.ledger import hours_to_minutes
-    from timebank.members.service import create_member
-    from timebank.models import Role
-    from timebank.orgs.service import create_organisation
+    from timebank.orgs.service import FirstCoordinator, create_organisation
 
     min_balance = hours_to_minutes(min_balance_hours)
     password = _password(f"Password for {coordinator_username}")
 
     async def work(db: Database) -> None:
-        organisation = await create_organisation(
-            db, slug=slug, name=name, timezone=timezone, min_balance_minutes=min_balance
-        )
-        assert organisation.id is not None
-        await create_member(
+        await create_organisation(
             db,
-            organisation.id,
-            display_name=coordinator_name or coordinator_username,
-            role=Role.COORDINATOR,
-            username=coordinator_username,
-            password=password,
+            slug=slug,
+            name=name,
+            timezone=timezone,
+            min_balance_minutes=min_balance,
+            first_coordinator=FirstCoordinator(
+                display_name=coordinator_name or coordinator_username, username=coordinator_username, password=password
+            ),
         )
 
     _run(work)

@@ -103,6 +103,34 @@ class TestCreateOrganisation:
         if isinstance(body["slug"], str):
             assert await organisations_named(db, body["slug"]) == 0
 
+    async def test_with_a_first_coordinator_who_can_then_sign_in_and_run_it(self, client, db, site_admin):
+        slug, username = new_slug(), f"lead-{uuid.uuid4().hex[:8]}"
+        r = await client.post(
+            ORGS,
+            json={
+                "slug": slug,
+                "name": "Hub",
+                "first_coordinator": {"display_name": "Emma", "username": username, "password": "a long password"},
+            },
+            headers=site_admin.headers,
+        )
+        assert r.status_code == 201, r.text
+        token = await client.post("/api/v1/auth/token", json={"username": username, "password": "a long password"})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        me = (await client.get("/api/v1/me", headers=headers)).json()
+        assert [(m["slug"], m["role"]) for m in me["organisations"]] == [(slug, "coordinator")]
+        member = await client.post(f"{ORGS}/{slug}/members", json={"display_name": "Pat"}, headers=headers)
+        assert member.status_code == 201, member.text
+
+    async def test_a_first_coordinator_whose_username_is_taken_creates_nothing(self, client, db, site_admin, api_org):
+        slug = new_slug()
+        taken = {"display_name": "Emma", "username": api_org.member.username, "password": "a long password"}
+        r = await client.post(
+            ORGS, json={"slug": slug, "name": "Hub", "first_coordinator": taken}, headers=site_admin.headers
+        )
+        error(r, 409)
+        assert await organisations_named(db, slug) == 0
+
     async def test_a_slug_already_taken_is_409(self, client, db):
         admin = await add_site_admin(db)
         existing = await make_org(db)
@@ -215,6 +243,22 @@ class TestUpdateOrganisation:
                 assert closed.isoformat() in body["detail"]
                 assert body["extra"] == {"books_closed_through": closed.isoformat()}
         await posted(client, api_org, giver, receiver, occurred_on=days_ago(2).isoformat())
+
+    async def test_null_reopens_the_books_and_leaving_it_out_keeps_them(self, client, api_org):
+        closed = days_ago(3).isoformat()
+        headers = api_org.coordinator.headers
+        await client.patch(api_org.url(), json={"books_closed_through": closed}, headers=headers)
+        kept = await client.patch(api_org.url(), json={"name": "Renamed"}, headers=headers)
+        assert kept.json()["books_closed_through"] == closed
+        reopened = await client.patch(api_org.url(), json={"books_closed_through": None}, headers=headers)
+        assert reopened.json()["books_closed_through"] is None
+        await posted(
+            client,
+            api_org,
+            api_org.member.account_id,
+            api_org.other_member.account_id,
+            occurred_on=days_ago(4).isoformat(),
+        )
 
     @pytest.mark.parametrize("days_ahead", [0, 1])
     async def test_the_books_can_be_closed_only_up_to_yesterday(self, client, shared_org, days_ahead):

@@ -9,7 +9,13 @@ from timebank.api.dependencies import CallerDep, DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
 from timebank.auth.context import provide_caller
 from timebank.orgs.schemas import OrganisationCreate, OrganisationPublic, OrganisationUpdate
-from timebank.orgs.service import create_organisation, get_organisation_details, update_organisation
+from timebank.orgs.service import (
+    KEEP,
+    FirstCoordinator,
+    create_organisation,
+    get_organisation_details,
+    update_organisation,
+)
 
 
 async def _public(db: DatabaseDep, organisation_id: int) -> OrganisationPublic:
@@ -32,8 +38,9 @@ async def _public(db: DatabaseDep, organisation_id: int) -> OrganisationPublic:
 @post(
     "/api/v1/orgs",
     summary="Create an organisation (site administrators)",
-    description="Creates the organisation with its agency account, community pot and default categories. "
-    "Its first coordinator is then registered with POST /api/v1/orgs/{org}/members.",
+    description="Creates the organisation with its agency account, community pot and default categories, "
+    "and, given `first_coordinator`, its first coordinator (who signs in with that username and password "
+    "and registers everyone else).",
     tags=["organisations"],
     dependencies={"caller": Provide(provide_caller)},
     responses=error_responses(400, 401, 403, 409, 503),
@@ -48,6 +55,7 @@ async def create_org(data: JSONBody[OrganisationCreate], caller: CallerDep, db: 
         name=data.name,
         timezone=data.timezone,
         **({"min_balance_minutes": minimum} if minimum is not None else {}),
+        first_coordinator=FirstCoordinator(**data.first_coordinator.model_dump()) if data.first_coordinator else None,
     )
     assert organisation.id is not None
     return await _public(db, organisation.id)
@@ -80,6 +88,6 @@ class OrganisationController(Controller):
             timezone=data.timezone,
             min_balance_minutes=data.min_balance(),
             categories=data.categories,
-            books_closed_through=data.books_closed_through,
+            books_closed_through=data.books_closed_through if "books_closed_through" in data.model_fields_set else KEEP,
         )
         return await _public(db, ctx.organisation_id)

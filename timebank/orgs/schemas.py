@@ -41,10 +41,17 @@ class _MinBalanceInput(InputModel):
         return self.min_balance_minutes
 
 
+class FirstCoordinatorInput(InputModel):
+    display_name: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=8, max_length=1024)
+
+
 class OrganisationCreate(_MinBalanceInput):
     slug: str = Field(min_length=1, max_length=63, examples=["holy-cross"])
     name: str = Field(min_length=1, max_length=200)
     timezone: str = Field(default="Europe/London", max_length=64)
+    first_coordinator: FirstCoordinatorInput | None = None
 
 
 CategoryName = str
@@ -59,7 +66,8 @@ class OrganisationUpdate(_MinBalanceInput):
         description="The full list of categories in use. Names left out are retired (kept on old entries).",
     )
     books_closed_through: CalendarDate | None = Field(
-        default=None, description="Close the books up to this date: no entry dated on or before it is accepted."
+        default=None,
+        description="Close the books up to this date: no entry dated on or before it is accepted. null reopens them.",
     )
 
     @field_validator("categories")

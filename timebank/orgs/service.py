@@ -11,7 +11,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
 from timebank.ledger import errors
-from timebank.models import Account, AccountKind, Category, Organisation
+from timebank.members.service import add_member
+from timebank.models import Account, AccountKind, Category, Organisation, Role
+
+# "Leave this setting as it is" (where None means something: reopening the books).
+KEEP = object()
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -53,8 +57,13 @@ async def create_organisation(
     timezone: str = "Europe/London",
     min_balance_minutes: int = -20 * 60,
     categories: tuple[str, ...] = DEFAULT_CATEGORIES,
+    first_coordinator: "FirstCoordinator | None" = None,
 ) -> Organisation:
-    """A new organisation with its agency account, its community pot and its categories."""
+    """A new organisation with its agency account, its community pot and its categories.
+
+    With ``first_coordinator``, also its first coordinator's membership and login,
+    in the same transaction: an organisation never exists without someone to run it.
+    """
     check_slug(slug)
     check_timezone(timezone)
     if not name.strip():
@@ -74,8 +83,24 @@ async def create_organisation(
         session.add(Account(organisation_id=organisation.id, kind=AccountKind.POT, min_balance_minutes=0))
         for category in categories:
             session.add(Category(organisation_id=organisation.id, name=category))
+        if first_coordinator is not None:
+            await add_member(
+                session,
+                organisation.id,
+                display_name=first_coordinator.display_name,
+                role=Role.COORDINATOR,
+                username=first_coordinator.username,
+                password=first_coordinator.password,
+            )
         await session.commit()
         return organisation
+
+
+@dataclass(frozen=True)
+class FirstCoordinator:
+    display_name: str
+    username: str
+    password: str
 
 
 async def get_organisation_by_slug(db: Database, slug: str) -> Organisation:
@@ -94,9 +119,12 @@ async def update_organisation(
     timezone: str | None = None,
     min_balance_minutes: int | None = None,
     categories: list[str] | None = None,
-    books_closed_through: dt.date | None = None,
+    books_closed_through: dt.date | object | None = KEEP,
 ) -> None:
-    """Change an organisation's settings; only what is given changes."""
+    """Change an organisation's settings; only what is given changes.
+
+    ``books_closed_through=None`` reopens the books; leaving it out keeps them as they are.
+    """
     if timezone is not None:
         check_timezone(timezone)
     if min_balance_minutes is not None and min_balance_minutes > 0:
@@ -105,13 +133,15 @@ async def update_organisation(
         organisation = await session.get(Organisation, organisation_id)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-        if books_closed_through is not None:
+        if isinstance(books_closed_through, dt.date):
             today = dt.datetime.now(ZoneInfo(timezone or organisation.timezone)).date()
             if books_closed_through >= today:
                 raise errors.InvalidEntry(
                     f"the books can be closed only up to a day before today ({today.isoformat()})"
                 )
             organisation.books_closed_through = books_closed_through
+        elif books_closed_through is None:
+            organisation.books_closed_through = None
         if name is not None:
             organisation.name = name.strip()
         if timezone is not None:
