@@ -34,7 +34,7 @@ def error_response(
 
 
 def ledger_error_handler(_: Request, exc: LedgerError) -> Response:
-    return error_response(exc.http_status, exc.message, exc.extra)
+    return error_response(exc.status_code, exc.message, exc.extra)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

@@ -18,6 +18,8 @@ failures = SignInFailure.__table__
 
 
 class SignInThrottled(Exception):
+    status_code = 429  # a client error: answered, not logged with a traceback
+
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__("too many failed sign-ins")
         self.retry_after_seconds = retry_after_seconds

@@ -4,9 +4,13 @@ from typing import Any
 
 
 class LedgerError(Exception):
-    """Base of every refusal the ledger makes. ``message`` is meant for a person to act on."""
+    """Base of every refusal the ledger makes. ``message`` is meant for a person to act on.
 
-    http_status = 400
+    ``status_code`` is the HTTP answer; named as Litestar names it, so its logging sees a
+    client error (answered, not logged with a traceback).
+    """
+
+    status_code = 400
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -17,25 +21,25 @@ class LedgerError(Exception):
 class InvalidEntry(LedgerError):
     """The request itself is malformed: amounts, legs, description, key, dates."""
 
-    http_status = 400
+    status_code = 400
 
 
 class UnknownAccount(LedgerError):
     # 400, not 404: the account is named in the request body. The message is the same
     # whether the account does not exist or belongs to another organisation.
-    http_status = 400
+    status_code = 400
 
 
 class UnknownCategory(LedgerError):
-    http_status = 400
+    status_code = 400
 
 
 class FutureDate(LedgerError):
-    http_status = 400
+    status_code = 400
 
 
 class NotFound(LedgerError):
-    http_status = 404
+    status_code = 404
 
 
 class OrganisationNotFound(NotFound):
@@ -53,7 +57,7 @@ class TransactionNotFound(NotFound):
 class LedgerConflict(LedgerError):
     """The request is well formed but the ledger's state refuses it."""
 
-    http_status = 409
+    status_code = 409
 
 
 class InsufficientBalance(LedgerConflict):
