@@ -143,7 +143,8 @@ BEGIN
         balances[i] := balances[i] + p_minutes[i];
         versions[i] := versions[i] + 1;
         -- The floor the CHECK constraint holds the account to: credits are always allowed.
-        floors[i] := least(floor_now, balances[i]);
+        -- Not least() alone: it skips NULLs, and would give the agency account a floor.
+        floors[i] := CASE WHEN floor_now IS NOT NULL THEN least(floor_now, balances[i]) END;
     END LOOP;
 
     -- 5. Write: every posting in one statement, then every balance.
