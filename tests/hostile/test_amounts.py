@@ -309,14 +309,19 @@ class TestMinimumBalanceHours:
     @given(fragment=json_fragments)
     @example(fragment='"-20"')
     @example(fragment='"-0.5"')
+    @example(fragment="null")
     async def test_is_set_exactly_or_refused_with_400(
         self, client: httpx.AsyncClient, api_org: ApiOrg, fragment: str
     ) -> None:
+        before = (await client.get(api_org.url(), headers=api_org.coordinator.headers)).json()["min_balance"]
         raw = f'{{"min_balance_hours": {fragment}}}'.encode()
         headers = {**api_org.coordinator.headers, "Content-Type": "application/json"}
         response = await client.patch(api_org.url(), content=raw, headers=headers)
         if response.status_code != 200:
             refused(response, 400)
+            return
+        if fragment.strip() == "null":  # not given: nothing changes
+            assert response.json()["min_balance"] == before
             return
         hours = meant_by_json(fragment)
         assert hours is not None, f"{fragment} was accepted: {response.text}"
