@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.logging.config import StructLoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
@@ -87,6 +88,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             description="A double-entry time-bank ledger. One hour given earns one hour.",
             path="/schema",
             render_plugins=[ApiExplorerPlugin(), JsonRenderPlugin(path="/openapi.json")],
+            # Bearer tokens from POST /api/v1/auth/token; the explorer's Authorize button uses this.
+            components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"BearerToken": []}],
         ),
         # prefer_alias: statements answer with "from" and "to", which are Python keywords.
         plugins=[StructlogPlugin(_logging_config(settings)), PydanticPlugin(prefer_alias=True)],

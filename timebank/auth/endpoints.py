@@ -38,6 +38,7 @@ class AuthController(Controller):
         status_code=HTTP_200_OK,
         summary="Sign in: exchange a username and password for a bearer token",
         exclude_from_auth=True,
+        security=[{}],  # public: this is how a token is obtained
         responses=error_responses(400, 401, 429, 503),
     )
     async def sign_in(

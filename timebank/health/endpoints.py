@@ -13,7 +13,7 @@ from timebank.api.dependencies import DatabaseDep
 READY_TIMEOUT_SECONDS = 2.0
 
 
-@get("/health", summary="The process is up", tags=["health"], exclude_from_auth=True)
+@get("/health", summary="The process is up", tags=["health"], exclude_from_auth=True, security=[{}])
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -24,6 +24,7 @@ async def health() -> dict[str, str]:
     description="200 when a query reaches the database within two seconds, else 503.",
     tags=["health"],
     exclude_from_auth=True,
+    security=[{}],  # public: no bearer token needed
     responses={503: ResponseSpec(data_container=dict[str, str], description="The database is unreachable")},
 )
 async def ready(db: DatabaseDep) -> Response[dict[str, str]]:
