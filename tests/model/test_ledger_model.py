@@ -78,11 +78,14 @@ from timebank.ledger import errors
 from timebank.ledger.verify import verify_ledger
 from timebank.members.service import create_member, set_member_active
 from timebank.models import Account, AccountKind, Posting, Transaction, TransactionKind
-from timebank.orgs.service import DEFAULT_CATEGORIES, update_organisation
+from timebank.orgs.service import update_organisation
 
 EXAMPLES = int(os.environ.get("TIMEBANK_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("TIMEBANK_MODEL_STEPS", "30"))
 MAX_MEMBERS = 8
+# Categories to post with and to set: three of the defaults, two of them in another case
+# (a rename, for the settings; unknown, for a posting while the name differs), and a new one.
+CATEGORY_NAMES = ["Gardening", "Befriending", "Cooking", "gardening", "BEFRIENDING", "Juggling"]
 
 accounts = Account.__table__
 postings = Posting.__table__
@@ -208,8 +211,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(
         names=st.lists(
-            st.sampled_from([*DEFAULT_CATEGORIES, "gardening", "BEFRIENDING", "Juggling"]),
-            max_size=len(DEFAULT_CATEGORIES),
+            st.sampled_from(CATEGORY_NAMES),
+            max_size=4,
         )
     )
     def change_categories(self, names: list[str]) -> None:
@@ -552,9 +555,8 @@ class LedgerMachine(RuleBasedStateMachine):
             data,
             "category",
             (8, [None]),
-            (6, ["Gardening", "Befriending"]),
-            (2, [" Cooking ", ""]),  # the same as "Cooking" and None
-            (2, ["gardening", "Juggling", "BEFRIENDING", "Cooking"]),  # categories only now and then
+            (8, CATEGORY_NAMES),
+            (1, [" Cooking ", ""]),  # the same as "Cooking" and None
         )
 
     def _draw_key(self, data: st.DataObject) -> str:
