@@ -20,14 +20,19 @@ import time
 import asyncpg
 import uvloop
 
-CALL = (
-    "SELECT transaction_id FROM timebank_post($1, 'exchange', $2, $3, $4, $5, 'benchmark', NULL, NULL, $6, $7, $8)"
-)
+CALL = "SELECT transaction_id FROM timebank_post($1, 'exchange', $2, $3, $4, $5, 'benchmark', NULL, NULL, $6, $7, $8)"
 ALLOWED = ["agency,member", "agency,member"]
 
 
-async def worker(pool: asyncpg.Pool, org_id: int, accounts: list[int], day: dt.date, key_prefix: str,
-                 deadline: float, latencies: list[float]) -> None:
+async def worker(
+    pool: asyncpg.Pool,
+    org_id: int,
+    accounts: list[int],
+    day: dt.date,
+    key_prefix: str,
+    deadline: float,
+    latencies: list[float],
+) -> None:
     sent = 0
     async with pool.acquire() as conn:
         statement = await conn.prepare(CALL)
@@ -37,21 +42,23 @@ async def worker(pool: asyncpg.Pool, org_id: int, accounts: list[int], day: dt.d
             key = f"{key_prefix}-{sent}"
             fingerprint = hashlib.sha256(f"{giver}:{receiver}:30:{day}:{key}".encode()).hexdigest()
             began = time.perf_counter()
-            await statement.fetch(org_id, [giver, receiver], [30, -30], ALLOWED, day, key, fingerprint,
-                                  dt.datetime.now(dt.UTC))
+            await statement.fetch(
+                org_id, [giver, receiver], [30, -30], ALLOWED, day, key, fingerprint, dt.datetime.now(dt.UTC)
+            )
             latencies.append(time.perf_counter() - began)
 
 
-async def main(dsn: str, org_id: int, accounts: list[int], concurrency: int, seconds: float, run: str,
-               day: dt.date) -> dict[str, float]:
+async def main(
+    dsn: str, org_id: int, accounts: list[int], concurrency: int, seconds: float, run: str, day: dt.date
+) -> dict[str, float]:
     # No TLS, as the service connects to a database on the same machine.
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency, ssl=False)
     latencies: list[float] = []
     began = time.perf_counter()
     deadline = began + seconds
-    await asyncio.gather(*(
-        worker(pool, org_id, accounts, day, f"{run}-c{n}", deadline, latencies) for n in range(concurrency)
-    ))
+    await asyncio.gather(
+        *(worker(pool, org_id, accounts, day, f"{run}-c{n}", deadline, latencies) for n in range(concurrency))
+    )
     elapsed = time.perf_counter() - began
     await pool.close()
     latencies.sort()
@@ -70,6 +77,15 @@ async def main(dsn: str, org_id: int, accounts: list[int], concurrency: int, sec
 
 if __name__ == "__main__":
     dsn, org, accounts_text, concurrency, seconds, run, day = sys.argv[1:8]
-    result = uvloop.run(main(dsn, int(org), [int(a) for a in accounts_text.split(",")], int(concurrency),
-                             float(seconds), run, dt.date.fromisoformat(day)))
+    result = uvloop.run(
+        main(
+            dsn,
+            int(org),
+            [int(a) for a in accounts_text.split(",")],
+            int(concurrency),
+            float(seconds),
+            run,
+            dt.date.fromisoformat(day),
+        )
+    )
     print("CEILING_JSON " + json.dumps(result))

@@ -19,13 +19,13 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +78,8 @@ async def drop_database(server_url: str, name: str) -> None:
     await conn.close()
 
 
-async def seed(bench: Bench, members: int) -> None:
-    """One organisation, a staff login, and ``members`` accounts with room to spend."""
+async def seed(bench: Bench, members: int, history: int) -> None:
+    """One organisation, a staff login, ``members`` accounts with room to spend, and history."""
     db = create_database(bench.dsn)
     try:
         slug = f"bench-{uuid.uuid4().hex[:6]}"
@@ -91,8 +91,12 @@ async def seed(bench: Bench, members: int) -> None:
         bench.org_id, bench.slug = organisation.id, slug
         bench.staff_username = f"staff-{slug}"
         await create_member(
-            db, organisation.id, display_name="Bench staff", role=Role.STAFF,
-            username=bench.staff_username, password=PASSWORD,
+            db,
+            organisation.id,
+            display_name="Bench staff",
+            role=Role.STAFF,
+            username=bench.staff_username,
+            password=PASSWORD,
         )
         for n in range(members):
             new = await create_member(db, organisation.id, display_name=f"Member {n:05d}")
@@ -100,6 +104,36 @@ async def seed(bench: Bench, members: int) -> None:
         bench.accounts.append(await shared_account_id(db, organisation.id, AccountKind.AGENCY))
     finally:
         await db.dispose()
+    await seed_history(bench, history)
+    # Planner statistics, as any live database has. Without history and statistics,
+    # connections cache plans made for near-empty tables (sequential scans) and keep
+    # them while the tables grow during the run, which measures nothing real.
+    conn = await asyncpg.connect(bench.dsn, ssl=False)
+    await conn.execute("VACUUM ANALYZE")
+    await conn.close()
+
+
+async def seed_history(bench: Bench, exchanges: int) -> None:
+    """Past exchanges, so the ledger tables look like a service that has been running."""
+    conn = await asyncpg.connect(bench.dsn, ssl=False)
+    statement = await conn.prepare(
+        "SELECT transaction_id FROM timebank_post($1, 'exchange', $2, $3, $4, $5, 'history', NULL, NULL, $6, $7, $8)"
+    )
+    rng = random.Random(1)
+    day = dt.datetime.now(ZoneInfo(TIMEZONE)).date()
+    for n in range(exchanges):
+        giver, receiver = rng.sample(bench.accounts, 2)
+        await statement.fetch(
+            bench.org_id,
+            [giver, receiver],
+            [30, -30],
+            ["agency,member"] * 2,
+            day - dt.timedelta(days=rng.randrange(365)),
+            f"history-{n}",
+            "0" * 64,
+            dt.datetime.now(dt.UTC),
+        )
+    await conn.close()
 
 
 def sign_in(base_url: str, bench: Bench) -> str:
@@ -197,19 +231,43 @@ def children_cpu() -> float:
 def wrk(script: str, url: str, connections: int, seconds: float, env: dict[str, str]) -> tuple[dict, float]:
     before = children_cpu()
     result, _ = run_measured(
-        ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
-         "-s", str(HERE / script), url],
+        [
+            "wrk",
+            "-t",
+            str(min(2, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / script),
+            url,
+        ],
         env,
         "WRK_JSON ",
     )
     return result, children_cpu() - before
 
 
-def ceiling(bench: Bench, accounts: list[int], connections: int, seconds: float, run: str, day: str) -> tuple[dict, float]:
+def ceiling(
+    bench: Bench, accounts: list[int], connections: int, seconds: float, run: str, day: str
+) -> tuple[dict, float]:
     before = children_cpu()
     result, _ = run_measured(
-        [sys.executable, "-m", "scripts.benchmark.ceiling", bench.dsn, str(bench.org_id),
-         ",".join(map(str, accounts)), str(connections), str(seconds), run, day],
+        [
+            sys.executable,
+            "-m",
+            "scripts.benchmark.ceiling",
+            bench.dsn,
+            str(bench.org_id),
+            ",".join(map(str, accounts)),
+            str(connections),
+            str(seconds),
+            run,
+            day,
+        ],
         {"PYTHONPATH": str(ROOT)},
         "CEILING_JSON ",
     )
@@ -224,7 +282,9 @@ def pgbench(server_url: str, connections: int, seconds: float) -> float:
         subprocess.run(["pgbench", "-i", "-q", "-s", "10", url], check=True, capture_output=True)
         done = subprocess.run(
             ["pgbench", "-N", "-M", "prepared", "-c", str(connections), "-j", "2", "-T", str(int(seconds)), url],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
         assert match, done.stdout
@@ -240,8 +300,11 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
     """Start the server, measure every phase once, stop it."""
     workdir = Path(tempfile.mkdtemp(prefix="timebank-bench-"))
     server = ServerProcess(
-        f"{bench.dsn}", workdir, workers=args.workers,
-        db_pool_size=str(args.pool_size), db_max_overflow="0",
+        f"{bench.dsn}",
+        workdir,
+        workers=args.workers,
+        db_pool_size=str(args.pool_size),
+        db_max_overflow="0",
     )
     started_in = server.start()
     results: dict = {"start_to_ready_s": started_in}
@@ -253,8 +316,13 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
     write_env = {"TB_TOKEN": token, "TB_ORG": bench.slug, "TB_DATE": day}
     try:
         with ProcessSampler(server.pid or 0) as sampler:
-            wrk("exchanges.lua", server.base_url, args.concurrency, 2,
-                {**write_env, "TB_ACCOUNTS": ",".join(map(str, many)), "TB_RUN": nonce + "-warm"})
+            wrk(
+                "exchanges.lua",
+                server.base_url,
+                args.concurrency,
+                2,
+                {**write_env, "TB_ACCOUNTS": ",".join(map(str, many)), "TB_RUN": nonce + "-warm"},
+            )
             for connections in sorted({*args.scan, args.concurrency}):
                 label = f"c{connections}"
                 results[f"ceiling_{label}"], results[f"ceiling_{label}_cpu_s"] = ceiling(
@@ -263,14 +331,20 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
                 server_cpu = sampler.cpu_seconds()
                 pg_cpu = postgres_cpu_seconds()
                 results[f"writes_{label}"], results[f"writes_{label}_wrk_cpu_s"] = wrk(
-                    "exchanges.lua", server.base_url, connections, args.seconds,
+                    "exchanges.lua",
+                    server.base_url,
+                    connections,
+                    args.seconds,
                     {**write_env, "TB_ACCOUNTS": ",".join(map(str, many)), "TB_RUN": f"{nonce}-{label}"},
                 )
                 results[f"writes_{label}_server_cpu_s"] = sampler.cpu_seconds() - server_cpu
                 results[f"writes_{label}_postgres_cpu_s"] = postgres_cpu_seconds() - pg_cpu
             results["ceiling_hot"], _ = ceiling(bench, hot, args.concurrency, args.seconds, f"{nonce}-ceiling-hot", day)
             results["writes_hot"], _ = wrk(
-                "exchanges.lua", server.base_url, args.concurrency, args.seconds,
+                "exchanges.lua",
+                server.base_url,
+                args.concurrency,
+                args.seconds,
                 {**write_env, "TB_ACCOUNTS": ",".join(map(str, hot)), "TB_RUN": f"{nonce}-hot"},
             )
             results["reads_flat_out"], results["writes_during_reads_flat_out"] = reads_during_writes(
@@ -286,20 +360,41 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
     return results
 
 
-def reads_during_writes(base_url: str, bench: Bench, token: str, args: argparse.Namespace,
-                        write_env: dict[str, str], nonce: str, pause_ms: int) -> tuple[dict, dict]:
+def reads_during_writes(
+    base_url: str,
+    bench: Bench,
+    token: str,
+    args: argparse.Namespace,
+    write_env: dict[str, str],
+    nonce: str,
+    pause_ms: int,
+) -> tuple[dict, dict]:
     """64 balance readers while writers post exchanges, both for the same time."""
     outcome: dict[str, dict] = {}
 
     def writes() -> None:
-        outcome["writes"], _ = wrk("exchanges.lua", base_url, args.read_writers, args.seconds,
-                                   {**write_env, "TB_ACCOUNTS": ",".join(map(str, bench.accounts)), "TB_RUN": nonce})
+        outcome["writes"], _ = wrk(
+            "exchanges.lua",
+            base_url,
+            args.read_writers,
+            args.seconds,
+            {**write_env, "TB_ACCOUNTS": ",".join(map(str, bench.accounts)), "TB_RUN": nonce},
+        )
 
     writer = threading.Thread(target=writes)
     writer.start()
-    outcome["reads"], _ = wrk("balances.lua", base_url, args.readers, args.seconds,
-                              {"TB_TOKEN": token, "TB_ORG": bench.slug,
-                               "TB_ACCOUNTS": ",".join(map(str, bench.accounts)), "TB_PAUSE_MS": str(pause_ms)})
+    outcome["reads"], _ = wrk(
+        "balances.lua",
+        base_url,
+        args.readers,
+        args.seconds,
+        {
+            "TB_TOKEN": token,
+            "TB_ORG": bench.slug,
+            "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
+            "TB_PAUSE_MS": str(pause_ms),
+        },
+    )
     writer.join()
     return outcome["reads"], outcome["writes"]
 
@@ -339,7 +434,7 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
             "concurrency": c,
             "seconds_per_phase": args.seconds,
             "runs": len(runs),
-            "accounts": len(runs and args.members or 0) if False else args.members + 1,
+            "accounts": len((runs and args.members) or 0) if False else args.members + 1,
             "load_generator": "wrk 4.x (Lua scripts in scripts/benchmark/)",
         },
         "start_to_ready_s": median([r["start_to_ready_s"] for r in runs]),
@@ -364,8 +459,15 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
             "ceiling_client": median([r[f"ceiling_c{c}_cpu_s"] for r in runs]),
         },
         "errors": {
-            "server_errors": sum(r[k]["server_errors"] for r in runs for k in r if k.startswith("writes_") and isinstance(r[k], dict) and "server_errors" in r[k]),
-            "socket_errors": sum(r[k]["socket_errors"] for r in runs for k in r if isinstance(r[k], dict) and "socket_errors" in r[k]),
+            "server_errors": sum(
+                r[k]["server_errors"]
+                for r in runs
+                for k in r
+                if k.startswith("writes_") and isinstance(r[k], dict) and "server_errors" in r[k]
+            ),
+            "socket_errors": sum(
+                r[k]["socket_errors"] for r in runs for k in r if isinstance(r[k], dict) and "socket_errors" in r[k]
+            ),
         },
     }
     summary["ratio_service_to_ceiling"] = round(
@@ -394,23 +496,30 @@ def print_table(summary: dict) -> None:
     print(f"\n{'clients':>8} {'ceiling/s':>10} {'service/s':>10} {'ratio':>6} {'service p99 ms':>15}")
     for n, scan in summary["scan"].items():
         ratio = scan["service"]["per_second"] / scan["ceiling"]["per_second"]
-        print(f"{n:>8} {scan['ceiling']['per_second']:10.0f} {scan['service']['per_second']:10.0f} "
-              f"{ratio:6.2f} {scan['service']['p99_ms']:15.2f}")
+        print(
+            f"{n:>8} {scan['ceiling']['per_second']:10.0f} {scan['service']['per_second']:10.0f} "
+            f"{ratio:6.2f} {scan['service']['p99_ms']:15.2f}"
+        )
     print(f"\npgbench -N (simple update), same clients: {summary['pgbench_simple_update_tps']:.0f} tps")
     print(f"ceiling / pgbench -N: {summary['ratio_ceiling_to_pgbench']:.2f}")
-    print(f"start to /ready: {summary['start_to_ready_s']:.2f} s; "
-          f"max RSS of a server process: {summary['max_rss_mb_per_process']:.0f} MB")
+    print(
+        f"start to /ready: {summary['start_to_ready_s']:.2f} s; "
+        f"max RSS of a server process: {summary['max_rss_mb_per_process']:.0f} MB"
+    )
     cpu = summary["cpu_seconds_during_service_writes"]
-    print(f"CPU seconds during one service-writes phase: server {cpu['server']:.1f}, PostgreSQL {cpu['postgres']:.1f}, "
-          f"wrk {cpu['wrk']:.1f} (ceiling client in its phase: {cpu['ceiling_client']:.1f})")
+    print(
+        f"CPU seconds during one service-writes phase: server {cpu['server']:.1f}, PostgreSQL {cpu['postgres']:.1f}, "
+        f"wrk {cpu['wrk']:.1f} (ceiling client in its phase: {cpu['ceiling_client']:.1f})"
+    )
     print(f"errors: {summary['errors']}")
     print(f"\nRATIO service writes / ceiling: {summary['ratio_service_to_ceiling']:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+    )
     parser.add_argument("--runs", type=int, default=3, help="repeat everything; medians are reported")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--concurrency", type=int, default=16, help="clients for the headline comparison")
@@ -418,6 +527,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--pool-size", type=int, default=16, help="database connections per worker")
     parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=20000, help="past exchanges written before measuring")
     parser.add_argument("--readers", type=int, default=64)
     parser.add_argument("--read-writers", type=int, default=8, help="writers running during the read phases")
     parser.add_argument("--read-pause-ms", type=int, default=50, help="pause per reader in the paced read phase")
@@ -425,10 +535,13 @@ def main() -> None:
     args = parser.parse_args()
 
     bench = asyncio.run(create_bench_database(args.postgres))
-    print(f"Benchmark database {bench.database}; seeding {args.members} members ...", flush=True)
+    print(
+        f"Benchmark database {bench.database}; seeding {args.members} members and {args.history} exchanges ...",
+        flush=True,
+    )
     try:
         ServerProcess(bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-bench-"))).migrate()
-        asyncio.run(seed(bench, args.members))
+        asyncio.run(seed(bench, args.members, args.history))
         runs = []
         for number in range(1, args.runs + 1):
             print(f"run {number} of {args.runs} ...", flush=True)
