@@ -5,12 +5,14 @@ Every answer has Litestar's error shape: ``{"status_code", "detail", "extra"}``.
 
 import logging
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from timebank.auth.rate_limit import SignInThrottled
+from timebank.db.hot_path import CONNECTION_ERRORS
 from timebank.ledger.errors import LedgerError
 
 logger = logging.getLogger("timebank.errors")
@@ -38,8 +40,11 @@ def ledger_error_handler(_: Request, exc: LedgerError) -> Response:
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True for failures to reach the database, as opposed to errors in what we asked it."""
-    if isinstance(exc, (PoolTimeout, OSError, ConnectionError)):
+    """True for failures to reach the database, as opposed to errors in what we asked it.
+
+    Both SQLAlchemy's errors and asyncpg's own (raised on the hot path, see db/hot_path.py).
+    """
+    if isinstance(exc, (PoolTimeout, OSError, ConnectionError, *CONNECTION_ERRORS)):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, InterfaceError):
@@ -64,7 +69,7 @@ def is_bad_input(exc: BaseException) -> bool:
 
     asyncpg's are not SQLAlchemy ``DataError``s: they carry SQLSTATE class 22 (data exception).
     """
-    if isinstance(exc, DataError):
+    if isinstance(exc, (DataError, asyncpg.exceptions.DataError)):
         return True
     orig = getattr(exc, "orig", None)
     return str(getattr(orig, "sqlstate", "") or "").startswith("22")
@@ -110,6 +115,8 @@ EXCEPTION_HANDLERS = {
     SignInThrottled: throttled_handler,
     LedgerError: ledger_error_handler,
     DBAPIError: database_error_handler,
+    asyncpg.PostgresError: database_error_handler,
+    asyncpg.InterfaceError: database_error_handler,
     PoolTimeout: database_error_handler,
     OSError: database_error_handler,
 }

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, select
 
 from timebank.auth.tokens import hash_token
 from timebank.db import Database
+from timebank.db.hot_path import HotQuery
 from timebank.models import Account, ApiToken, Member, Organisation, Role, User
 
 api_tokens = ApiToken.__table__
@@ -81,12 +82,12 @@ _LIVE_TOKEN = and_(
     api_tokens.c.expires_at > bindparam("now"),
     users.c.is_active.is_(True),
 )
-_CALLER = (
+_CALLER = HotQuery(
     select(users.c.id, users.c.username, users.c.is_site_admin)
     .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
     .where(_LIVE_TOKEN)
 )
-_CALLER_IN_ORGANISATION = (
+_CALLER_IN_ORGANISATION = HotQuery(
     select(
         users.c.id.label("user_id"),
         users.c.username,
@@ -117,34 +118,29 @@ _EXPIRED = "the token is invalid, expired or revoked; sign in again"
 
 async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
     token_hash = _bearer_token_hash(request)
-    async with db.autocommit() as conn:
-        found = await conn.execute(_CALLER, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC)})
-        row = found.first()
+    row = await _CALLER.first(db, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC)})
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
-    return Caller(row.id, row.username, row.is_site_admin, token_hash)
+    return Caller(row["id"], row["username"], row["is_site_admin"], token_hash)
 
 
 async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
     """The caller and their membership of ``org``; 404 if they are not an active member."""
     token_hash = _bearer_token_hash(request)
-    async with db.autocommit() as conn:
-        found = await conn.execute(
-            _CALLER_IN_ORGANISATION, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC), "slug": org}
-        )
-        row = found.first()
+    row = await _CALLER_IN_ORGANISATION.first(
+        db, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC), "slug": org}
+    )
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
-    if row.member_id is None:
+    if row["member_id"] is None:
         # The same answer whether the organisation does not exist or is not theirs.
         raise NotFoundException(f"no organisation {org!r}")
-    caller = Caller(row.user_id, row.username, row.is_site_admin, token_hash)
     return OrgContext(
-        caller=caller,
-        organisation_id=row.organisation_id,
+        caller=Caller(row["user_id"], row["username"], row["is_site_admin"], token_hash),
+        organisation_id=row["organisation_id"],
         slug=org,
-        timezone=row.timezone,
-        member_id=row.member_id,
-        role=Role(row.role),
-        account_id=row.account_id,
+        timezone=row["timezone"],
+        member_id=row["member_id"],
+        role=Role(row["role"]),
+        account_id=row["account_id"],
     )

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +29,9 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return None
 
 
-def is_retryable(exc: DBAPIError) -> bool:
+def is_retryable(exc: DBAPIError | asyncpg.PostgresError) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):  # raised on the hot path (db/hot_path.py)
+        return exc.sqlstate in RETRYABLE_SQLSTATES
     if sqlstate(exc) in RETRYABLE_SQLSTATES:
         return True
     # SQLite: another writer held the lock for longer than the busy timeout.
@@ -53,7 +56,7 @@ async def _with_retries(
         try:
             async with connect() as conn:
                 return await work(conn)
-        except DBAPIError as exc:
+        except (DBAPIError, asyncpg.PostgresError) as exc:
             if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                 raise
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))

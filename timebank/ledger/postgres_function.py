@@ -16,9 +16,10 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db.hot_path import driver_connection
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import PostedTransaction, PostingLine, PostingRequest
 from timebank.ledger.reading import load_transaction
@@ -35,9 +36,9 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
     assert request.occurred_on is not None and request.reverses_id is None
     recorded_at = dt.datetime.now(dt.UTC)
     try:
-        result = await conn.exec_driver_sql(
-            _CALL,
-            (
+        async with driver_connection(conn) as raw:
+            rows = await raw.fetch(
+                _CALL,
                 request.organisation_id,
                 request.kind.value,
                 [leg.account_id for leg in request.legs],
@@ -50,21 +51,19 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
                 request.idempotency_key,
                 request.fingerprint,
                 recorded_at,
-            ),
-        )
-        rows = result.all()
-    except DBAPIError as exc:
-        refusal = _refusal(exc, request)
+            )
+    except asyncpg.exceptions.RaiseError as raised:
+        refusal = _refusal(raised, request)
         if refusal is None:
             raise
         raise refusal from None
     first = rows[0]
-    if first.replayed:
-        original = await load_transaction(conn, request.organisation_id, first.transaction_id)
+    if first["replayed"]:
+        original = await load_transaction(conn, request.organisation_id, first["transaction_id"])
         assert original is not None
         return replace(original, created=False)
     return PostedTransaction(
-        id=first.transaction_id,
+        id=first["transaction_id"],
         organisation_id=request.organisation_id,
         kind=request.kind,
         occurred_on=request.occurred_on,
@@ -74,18 +73,19 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
         category=request.category,
         idempotency_key=request.idempotency_key,
         reverses_id=None,
-        postings=tuple(PostingLine(r.account_id, r.minutes, r.balance_after, r.account_version) for r in rows),
+        postings=tuple(
+            PostingLine(r["account_id"], r["minutes"], r["balance_after"], r["account_version"]) for r in rows
+        ),
     )
 
 
-def _refusal(exc: DBAPIError, request: PostingRequest) -> errors.LedgerError | None:
+def _refusal(raised: asyncpg.exceptions.RaiseError, request: PostingRequest) -> errors.LedgerError | None:
     """The domain error behind a ``RAISE EXCEPTION 'timebank:...'``, or None for anything else."""
-    raised = exc.orig.__cause__ if exc.orig is not None else None
-    message = getattr(raised, "message", "") or ""
+    message = raised.message or ""
     if not message.startswith(_REFUSAL_PREFIX):
         return None
     reason = message[len(_REFUSAL_PREFIX) :]
-    facts: dict[str, Any] = json.loads(getattr(raised, "detail", None) or "{}")
+    facts: dict[str, Any] = json.loads(raised.detail or "{}")
     if reason == "idempotency_conflict":
         return refusals.idempotency_conflict(request.idempotency_key, facts["transaction_id"])
     if reason == "unknown_category":

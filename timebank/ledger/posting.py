@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -370,10 +371,10 @@ async def _post(db: Database | AsyncConnection, request: PostingRequest) -> Post
         return await _write(db, request)
     try:
         return await _write_with_retries(db, request)
-    except IntegrityError as exc:
+    except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
         if not await _organisation_exists(db, request.organisation_id):
             raise errors.OrganisationNotFound(f"no organisation {request.organisation_id}") from None
-        if request.reverses_id is None or "reverses_id" not in str(exc.orig):
+        if request.reverses_id is None or "reverses_id" not in str(getattr(exc, "orig", exc)):
             raise
     # A concurrent reversal of the same transaction committed first (PostgreSQL lets
     # both reach the insert). Run again: that finds the reversal, or our own key if
