@@ -1,6 +1,7 @@
 -- wrk: POST /api/v1/orgs/{org}/exchanges between random accounts, each with its own
 -- Idempotency-Key. Environment: TB_TOKEN, TB_ORG, TB_ACCOUNTS (comma-separated ids),
--- TB_RUN (a nonce, so keys never repeat across runs), TB_DATE (YYYY-MM-DD).
+-- TB_RUN (a nonce, so keys never repeat across runs), TB_DATE (YYYY-MM-DD);
+-- TB_PAUSE_MS (optional): each connection waits this long between requests.
 local threads = {}
 
 function setup(thread)
@@ -18,6 +19,7 @@ function init(args)
   token = "Bearer " .. os.getenv("TB_TOKEN")
   key_prefix = os.getenv("TB_RUN") .. "-" .. thread_number .. "-"
   day = os.getenv("TB_DATE")
+  pause = tonumber(os.getenv("TB_PAUSE_MS") or "0")
   sent = 0
   created = 0
   conflicts = 0
@@ -38,6 +40,10 @@ function request()
     ["Authorization"] = token,
     ["Idempotency-Key"] = key_prefix .. sent,
   }, body)
+end
+
+function delay()
+  return pause
 end
 
 function response(status, headers, body)

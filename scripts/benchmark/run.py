@@ -351,7 +351,14 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
                 server.base_url, bench, token, args, write_env, f"{nonce}-rw", pause_ms=0
             )
             results["reads_paced"], results["writes_during_reads_paced"] = reads_during_writes(
-                server.base_url, bench, token, args, write_env, f"{nonce}-rwp", pause_ms=args.read_pause_ms
+                server.base_url,
+                bench,
+                token,
+                args,
+                write_env,
+                f"{nonce}-rwp",
+                pause_ms=args.read_pause_ms,
+                write_pause_ms=args.write_pause_ms,
             )
         results["max_rss_mb_per_process"] = sorted(sampler.max_rss_mb.values())
     finally:
@@ -368,8 +375,14 @@ def reads_during_writes(
     write_env: dict[str, str],
     nonce: str,
     pause_ms: int,
+    write_pause_ms: int = 0,
 ) -> tuple[dict, dict]:
-    """64 balance readers while writers post exchanges, both for the same time."""
+    """64 balance readers while writers post exchanges, both for the same time.
+
+    With no pauses both sides go flat out and saturate the machine. With pauses each
+    reader checks a balance every ``pause_ms`` and each writer posts every
+    ``write_pause_ms``: a steady load with headroom, as a service normally runs.
+    """
     outcome: dict[str, dict] = {}
 
     def writes() -> None:
@@ -378,7 +391,12 @@ def reads_during_writes(
             base_url,
             args.read_writers,
             args.seconds,
-            {**write_env, "TB_ACCOUNTS": ",".join(map(str, bench.accounts)), "TB_RUN": nonce},
+            {
+                **write_env,
+                "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
+                "TB_RUN": nonce,
+                "TB_PAUSE_MS": str(write_pause_ms),
+            },
         )
 
     writer = threading.Thread(target=writes)
@@ -487,7 +505,7 @@ def print_table(summary: dict) -> None:
         ("service writes, 4 hot accounts", summary["service_writes_hot_accounts"]),
         ("balance reads, 64 flat out (+writes)", summary["reads_while_writing_flat_out"]),
         ("  writes meanwhile", summary["writes_during_flat_out_reads"]),
-        ("balance reads, 64 paced (+writes)", summary["reads_while_writing_paced"]),
+        ("balance reads, 64 paced (+paced writes)", summary["reads_while_writing_paced"]),
         ("  writes meanwhile", summary["writes_during_paced_reads"]),
     ]
     print(f"\n{'phase':40} {'per s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -530,7 +548,8 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=20000, help="past exchanges written before measuring")
     parser.add_argument("--readers", type=int, default=64)
     parser.add_argument("--read-writers", type=int, default=8, help="writers running during the read phases")
-    parser.add_argument("--read-pause-ms", type=int, default=50, help="pause per reader in the paced read phase")
+    parser.add_argument("--read-pause-ms", type=int, default=100, help="pause per reader in the paced read phase")
+    parser.add_argument("--write-pause-ms", type=int, default=20, help="pause per writer in the paced read phase")
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
 
