@@ -100,12 +100,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _logging_config(settings: Settings) -> StructlogConfig:
     return StructlogConfig(
-        structlog_logging_config=StructLoggingConfig(
-            log_exceptions="always",
-            # Client errors are answered, not logged: their tracebacks quote the input, and pydantic's
-            # input_value would put a password refused as too short or too long into the log.
-            disable_stack_trace=set(range(400, 500)),
-        ),
+        # Exceptions are logged by our own handlers (timebank/errors.py), which know what
+        # each one is: a 500 with its traceback, an unavailable database as one warning
+        # line, a client error not at all (its traceback would quote the input, and
+        # pydantic's input_value would put a refused password into the log).
+        structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
         # Requests are logged by access_log_middleware, one line each.
         enable_middleware_logging=False,
     )

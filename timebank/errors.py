@@ -108,7 +108,14 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     return error_response(400, "the request body is nested too deeply to be a valid request")
 
 
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered without details."""
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "Internal server error")
+
+
 EXCEPTION_HANDLERS = {
+    Exception: internal_error_handler,
     RecursionError: too_deep_handler,
     OverflowError: out_of_range_handler,
     HTTPException: http_exception_handler,
@@ -117,6 +124,7 @@ EXCEPTION_HANDLERS = {
     DBAPIError: database_error_handler,
     asyncpg.PostgresError: database_error_handler,
     asyncpg.InterfaceError: database_error_handler,
+    asyncpg.exceptions.InternalClientError: database_error_handler,
     PoolTimeout: database_error_handler,
     OSError: database_error_handler,
 }

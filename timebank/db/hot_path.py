@@ -28,6 +28,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.InterfaceError,  # the connection is closed or broken
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
+    # The protocol was left mid-operation by an earlier failure: seen on connections that
+    # lived through a database restart (the restart drill).
+    asyncpg.exceptions.InternalClientError,
     OSError,
 )
 
