@@ -1,6 +1,6 @@
 -- wrk: GET /api/v1/orgs/{org}/accounts/{id} for random accounts, as staff.
 -- Environment: TB_TOKEN, TB_ORG, TB_ACCOUNTS; TB_PAUSE_MS (optional): each connection
--- waits this long between requests, like a person checking a balance now and then.
+-- waits this long on average between requests, like a person checking a balance now and then.
 local threads = {}
 
 function setup(thread)
@@ -25,8 +25,11 @@ function request()
   return wrk.format("GET", prefix .. accounts[math.random(#accounts)], headers)
 end
 
+-- Exponentially distributed pauses around the mean: independent people, not a
+-- metronome (fixed pauses keep every connection in step, arriving in bursts).
 function delay()
-  return pause
+  if pause == 0 then return 0 end
+  return math.floor(-math.log(1 - math.random()) * pause)
 end
 
 function response(status, headers, body)

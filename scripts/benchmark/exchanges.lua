@@ -1,7 +1,7 @@
 -- wrk: POST /api/v1/orgs/{org}/exchanges between random accounts, each with its own
 -- Idempotency-Key. Environment: TB_TOKEN, TB_ORG, TB_ACCOUNTS (comma-separated ids),
 -- TB_RUN (a nonce, so keys never repeat across runs), TB_DATE (YYYY-MM-DD);
--- TB_PAUSE_MS (optional): each connection waits this long between requests.
+-- TB_PAUSE_MS (optional): each connection waits this long on average between requests.
 local threads = {}
 
 function setup(thread)
@@ -42,8 +42,11 @@ function request()
   }, body)
 end
 
+-- Exponentially distributed pauses around the mean: independent people, not a
+-- metronome (fixed pauses keep every connection in step, arriving in bursts).
 function delay()
-  return pause
+  if pause == 0 then return 0 end
+  return math.floor(-math.log(1 - math.random()) * pause)
 end
 
 function response(status, headers, body)
