@@ -147,22 +147,10 @@ async def donate_to_pot(
 ) -> PostedTransaction:
     """A member gives hours from their account to the community pot."""
     _check_amount(minutes, "minutes")
-    pot_id = await shared_account_id(db, organisation_id, AccountKind.POT)
-    legs = (Leg(member_account_id, -minutes), Leg(pot_id, minutes))
-    return await _post(
-        db,
-        _request(
-            organisation_id,
-            TransactionKind.DONATION,
-            legs,
-            {member_account_id: _MEMBERS, pot_id: _POT},
-            occurred_on=occurred_on,
-            description=description,
-            category=None,
-            recorded_by=recorded_by,
-            idempotency_key=idempotency_key,
-        ),
-    )
+    return await _pot_transfer(
+        db, organisation_id, TransactionKind.DONATION, member_account_id, -minutes,
+        occurred_on=occurred_on, description=description, recorded_by=recorded_by, idempotency_key=idempotency_key,
+    )  # fmt: skip
 
 
 async def grant_from_pot(
@@ -178,13 +166,33 @@ async def grant_from_pot(
 ) -> PostedTransaction:
     """The community pot grants donated hours to a member. The pot never goes below zero."""
     _check_amount(minutes, "minutes")
+    return await _pot_transfer(
+        db, organisation_id, TransactionKind.GRANT, member_account_id, minutes,
+        occurred_on=occurred_on, description=description, recorded_by=recorded_by, idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+async def _pot_transfer(
+    db: Database,
+    organisation_id: int,
+    kind: TransactionKind,
+    member_account_id: int,
+    member_minutes: int,
+    *,
+    occurred_on: dt.date,
+    description: str,
+    recorded_by: int | None,
+    idempotency_key: str,
+) -> PostedTransaction:
+    """Hours between a member and the pot: ``member_minutes`` < 0 gives to it, > 0 takes from it."""
     pot_id = await shared_account_id(db, organisation_id, AccountKind.POT)
-    legs = (Leg(pot_id, -minutes), Leg(member_account_id, minutes))
+    member, pot = Leg(member_account_id, member_minutes), Leg(pot_id, -member_minutes)
+    legs = (member, pot) if member_minutes < 0 else (pot, member)  # the side that pays comes first
     return await _post(
         db,
         _request(
             organisation_id,
-            TransactionKind.GRANT,
+            kind,
             legs,
             {member_account_id: _MEMBERS, pot_id: _POT},
             occurred_on=occurred_on,
