@@ -118,9 +118,12 @@ async def _demo_people(db: Database, organisation_id: int) -> tuple[dict[str, in
         if name not in accounts:
             new = await create_member(db, organisation_id, display_name=name)
             accounts[name] = new.account.id  # type: ignore[assignment]
+    return accounts, await _user_id(db, "staff")
+
+
+async def _user_id(db: Database, username: str) -> int:
     async with db.session() as session:
-        staff_user = (await session.exec(select(User.id).where(User.username == "staff"))).one()
-    return accounts, staff_user
+        return (await session.exec(select(User.id).where(User.username == username))).one()  # type: ignore[return-value]
 
 
 async def _demo_history(
@@ -239,12 +242,13 @@ async def _demo_history(
     )
     try:
         wrong = await mistaken
+        coordinator = await _user_id(db, "coordinator")  # only coordinators reverse
         await ledger.reverse_transaction(
             db,
             org_id,
             wrong.id,
             reason="Logged against the wrong member",
-            recorded_by=staff_user,
+            recorded_by=coordinator,
             idempotency_key="demo-mistake-reversal",
         )
         posted += 2
