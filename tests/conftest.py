@@ -57,8 +57,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     if _POSTGRES_SKIP_REASON:
-        return f"{_POSTGRES_SKIP_REASON}: the PostgreSQL tests are SKIPPED (set TIMEBANK_REQUIRE_POSTGRES=1 to fail instead)"
+        return (
+            f"{_POSTGRES_SKIP_REASON}: the PostgreSQL tests are SKIPPED "
+            "(set TIMEBANK_REQUIRE_POSTGRES=1 to fail instead)"
+        )
     return f"PostgreSQL tests run against {POSTGRES_SERVER_URL}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _POSTGRES_SKIP_REASON:
+        skipped = sum("postgresql" in report.nodeid for report in terminalreporter.stats.get("skipped", []))
+        terminalreporter.write_line(
+            f"{_POSTGRES_SKIP_REASON}: {skipped} PostgreSQL tests were SKIPPED "
+            "(set TIMEBANK_REQUIRE_POSTGRES=1 to fail instead)",
+            yellow=True,
+            bold=True,
+        )
 
 
 def require_postgres() -> None:
@@ -163,7 +177,8 @@ class Org:
 
     async def member(self, name: str | None = None, *, role: Role = Role.MEMBER, **kwargs: object) -> int:
         """Register a member; returns their account id."""
-        new = await create_member(self.db, self.id, display_name=name or f"Member {next(_org_numbers)}", role=role, **kwargs)  # type: ignore[arg-type]
+        display_name = name or f"Member {next(_org_numbers)}"
+        new = await create_member(self.db, self.id, display_name=display_name, role=role, **kwargs)  # type: ignore[arg-type]
         assert new.account.id is not None
         return new.account.id
 
