@@ -18,6 +18,7 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import update
 
+from tests.conftest import Org, make_org
 from timebank.app import create_app
 from timebank.auth.passwords import hash_password
 from timebank.auth.tokens import issue_token
@@ -25,7 +26,6 @@ from timebank.config import Settings
 from timebank.db import Database
 from timebank.members.service import create_member
 from timebank.models import Member, Role, User
-from tests.conftest import Org, make_org
 
 PASSWORD = "correct horse battery staple"
 _client_numbers = itertools.count(1)
