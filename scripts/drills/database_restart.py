@@ -18,7 +18,6 @@ else uses. Stops alternate between ``fast`` (open transactions rolled back) and
 import argparse
 import asyncio
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -246,14 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         report.problems, report.figures, report.notes = asyncio.run(run_drill(args, cluster, database_url, workdir))
     finally:
         cluster.stop_if_running()
-    print(report.text())
-    if args.report_json:
-        report.write_json(args.report_json)
-    if args.keep or not report.passed:
-        print(f"Server log kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if report.passed else 1
+    return report.finish(workdir, report_json=args.report_json, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A drill's result: its figures, and every problem it found (none, when it passes)."""
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,17 @@ class DrillReport:
                 indent=2,
             )
         )
+
+    def finish(self, workdir: Path, *, report_json: Path | None, keep: bool) -> int:
+        """Print the report, write its JSON, keep the work directory if asked or failed; the exit code."""
+        print(self.text())
+        if report_json:
+            self.write_json(report_json)
+        if keep or not self.passed:
+            print(f"Server log and scratch files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if self.passed else 1
 
 
 def _shown(value: object) -> str:

@@ -17,7 +17,6 @@ afterwards; ``--database-url`` uses a database of your own instead.
 import argparse
 import asyncio
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -132,16 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="timebank-drill-kill-"))
     with ledger_database(args, workdir) as database_url:
         report = asyncio.run(run_drill(args, database_url, workdir))
-    print(report.text())
+    exit_code = report.finish(workdir, report_json=args.report_json, keep=args.keep)
     if args.keep:
         print(f"Database kept: {database_url}")
-    if args.report_json:
-        report.write_json(args.report_json)
-    if args.keep or not report.passed:
-        print(f"Server log and scratch files kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if report.passed else 1
+    return exit_code
 
 
 if __name__ == "__main__":
