@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from timebank.db import Database, create_database
 from timebank.db.migrate import upgrade
@@ -29,6 +30,14 @@ from timebank.orgs.service import create_organisation
 POSTGRES_SERVER_URL = os.environ.get("TIMEBANK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REQUIRE_POSTGRES = os.environ.get("TIMEBANK_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgresql"]
+
+# Hypothesis draws the same examples on every run (derandomize), and keeps no database of
+# past failures between runs, so a verdict never depends on luck or on an earlier run;
+# a failure prints the example and how to reproduce it. TIMEBANK_HYPOTHESIS=explore draws
+# new examples each run, for hunting bugs deliberately.
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", database=None, print_blob=True)
+settings.load_profile(os.environ.get("TIMEBANK_HYPOTHESIS", "repeatable"))
 
 
 def _postgres_unreachable_reason() -> str | None:

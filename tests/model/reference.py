@@ -120,7 +120,7 @@ class ReferenceLedger:
     keys: dict[str, tuple[tuple[Any, ...], int]] = field(default_factory=dict)  # key -> (signature, transaction)
     # Keyed by the case-folded name, as the organisation's settings match them.
     categories: dict[str, ModelCategory] = field(
-        default_factory=lambda: {name.casefold(): ModelCategory(name) for name in DEFAULT_CATEGORIES}
+        default_factory=lambda: {_key(name): ModelCategory(name) for name in DEFAULT_CATEGORIES}
     )
     books_closed_through: dt.date | None = None
 
@@ -174,7 +174,7 @@ class ReferenceLedger:
 
     def set_categories(self, names: Sequence[str]) -> None:
         """The organisation's categories become ``names``: matching ones renamed, others retired."""
-        wanted = {name.casefold(): name for name in names}
+        wanted = {_key(name): name for name in names}
         for key, category in self.categories.items():
             category.active = key in wanted
             category.name = wanted.get(key, category.name)
@@ -217,14 +217,15 @@ class ReferenceLedger:
             tuple(sorted(legs)),
             occurred_on,
             description,
-            category,
+            None if category is None else _key(category),  # a category spelled otherwise is the same request
             args["recorded_by"],
             None,
         )
         if key in self.keys:
             return self._replay_or_conflict(key, signature)
-        known = self.categories.get(category.casefold()) if category is not None else None
-        if category is not None and (known is None or known.name != category or not known.active):
+        # Categories match ignoring case and spacing.
+        known = self.categories.get(_key(category)) if category is not None else None
+        if category is not None and (known is None or not known.active):
             raise _Refused(errors.UnknownCategory, f"no category {category!r}")
         for account, _ in legs:
             if account not in self.accounts:
@@ -234,7 +235,9 @@ class ReferenceLedger:
         if self.books_closed_through is not None and occurred_on <= self.books_closed_through:
             raise _Refused(errors.PeriodClosed, f"{occurred_on} is in the closed period")
         self._check_legs(legs, allowed, reversal=False)
-        return NewTransaction(kind, legs, occurred_on, description, category, args["recorded_by"], key, None, signature)
+        # Answered in the organisation's own spelling, whatever was typed.
+        spelled = known.name if known is not None else None
+        return NewTransaction(kind, legs, occurred_on, description, spelled, args["recorded_by"], key, None, signature)
 
     def _legs(
         self, operation: str, args: dict[str, Any]
@@ -375,8 +378,12 @@ def _valid_description(description: str) -> str:
 def _category_key(ledger: ReferenceLedger, new: NewTransaction) -> str | None:
     if new.reverses_id is not None:
         return ledger.transactions[new.reverses_id].category_key
-    return None if new.category is None else new.category.casefold()
+    return None if new.category is None else _key(new.category)
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def _normal_category(category: str | None) -> str | None:
-    return None if category is None else (category.strip() or None)
+    return None if category is None else (" ".join(category.split()) or None)

@@ -602,7 +602,7 @@ def _cosmetically_different(request: Request) -> Request:
         return request.with_arguments(reason=f" {args['reason']} ")
     changes: dict[str, Any] = {"description": f"  {args['description']}\n"}
     if args.get("category"):
-        changes["category"] = f" {args['category']} "
+        changes["category"] = f" {args['category'].swapcase()} "
     if request.operation == "post_group_activity":
         changes["givers"] = list(reversed(args["givers"]))
         changes["receivers"] = list(reversed(args["receivers"]))

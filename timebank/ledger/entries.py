@@ -25,7 +25,8 @@ class PostingRequest:
     allowed_kinds: dict[int, frozenset[AccountKind]]
     occurred_on: dt.date | None  # None: today in the organisation's time zone (reversals)
     description: str
-    category: str | None
+    category: str | None  # as the caller spelled it (for messages)
+    category_key: str | None  # how it is matched: see models.category.category_key
     recorded_by: int | None
     idempotency_key: str
     # SHA-256 of the canonical request: the same key with another request is a conflict.

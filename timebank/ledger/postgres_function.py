@@ -25,7 +25,7 @@ from timebank.ledger.entries import PostedTransaction, PostingLine, PostingReque
 from timebank.ledger.reading import load_transaction
 
 _CALL = (
-    "SELECT transaction_id, replayed, category_id, account_id, minutes, balance_after, account_version "
+    "SELECT transaction_id, replayed, category_id, category_name, account_id, minutes, balance_after, account_version "
     "FROM timebank_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 _REFUSAL_PREFIX = "timebank:"
@@ -46,7 +46,7 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
                 [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
                 request.occurred_on,
                 request.description,
-                request.category,
+                request.category_key,
                 request.recorded_by,
                 request.idempotency_key,
                 request.fingerprint,
@@ -70,7 +70,7 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
         recorded_at=recorded_at,
         recorded_by_user_id=request.recorded_by,
         description=request.description,
-        category=request.category,
+        category=first["category_name"],  # the organisation's own spelling
         idempotency_key=request.idempotency_key,
         reverses_id=None,
         postings=tuple(

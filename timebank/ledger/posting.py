@@ -28,7 +28,7 @@ from timebank.ledger.amounts import minutes_to_hours
 from timebank.ledger.entries import Leg, PostedTransaction, PostingRequest
 from timebank.ledger.postgres_function import post_in_one_round_trip
 from timebank.ledger.stepwise import post_stepwise
-from timebank.models import Account, AccountKind, Organisation, TransactionKind
+from timebank.models import Account, AccountKind, Organisation, TransactionKind, category_key
 
 accounts = Account.__table__
 organisations = Organisation.__table__
@@ -331,7 +331,10 @@ def _request(
     if len(description) > MAX_DESCRIPTION:
         raise errors.InvalidEntry(f"the description must be at most {MAX_DESCRIPTION} characters")
     if category is not None:
-        category = category.strip() or None
+        category = " ".join(category.split()) or None
+    # Matched ignoring case and spacing; the fingerprint takes the key, so a retry that spells
+    # the category differently ("gardening" after "Gardening") is a replay, not a conflict.
+    key_of_category = category_key(category) if category is not None else None
     if kind is not TransactionKind.REVERSAL:
         if not isinstance(occurred_on, dt.date) or isinstance(occurred_on, dt.datetime):
             raise errors.InvalidEntry("occurred_on must be a date (YYYY-MM-DD)")
@@ -346,7 +349,7 @@ def _request(
         legs=sorted((leg.account_id, leg.minutes) for leg in legs),
         occurred_on=occurred_on.isoformat() if occurred_on else None,
         description=description,
-        category=category,
+        category=key_of_category,
         recorded_by=recorded_by,
         reverses_id=reverses_id,
     )
@@ -358,6 +361,7 @@ def _request(
         occurred_on=occurred_on,
         description=description,
         category=category,
+        category_key=key_of_category,
         recorded_by=recorded_by,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,

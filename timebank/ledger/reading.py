@@ -10,7 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementEntry
-from timebank.models import Account, AccountKind, Category, Member, Organisation, Posting, Transaction, TransactionKind
+from timebank.models import (
+    Account,
+    AccountKind,
+    Category,
+    Member,
+    Organisation,
+    Posting,
+    Transaction,
+    TransactionKind,
+    category_key,
+)
 
 accounts = Account.__table__
 members = Member.__table__
@@ -286,7 +296,7 @@ async def list_transactions(
     if end is not None:
         conditions.append(transactions.c.occurred_on <= end)
     if category is not None:
-        conditions.append(categories.c.name == category)
+        conditions.append(categories.c.name_key == category_key(category))  # as posting matches it
     if account_id is not None:
         conditions.append(
             transactions.c.id.in_(select(postings.c.transaction_id).where(postings.c.account_id == account_id))

@@ -94,7 +94,8 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         recorded_at=recorded_at,
         recorded_by_user_id=entry.recorded_by,
         description=entry.description,
-        category=await _category_name(conn, category_id) if entry.reverses_id else entry.category,
+        # The organisation's own spelling, whatever the caller typed.
+        category=await _category_name(conn, category_id),
         idempotency_key=entry.idempotency_key,
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
@@ -109,7 +110,7 @@ def _category_lookup(entry: PostingRequest) -> Any:
         select(categories.c.id)
         .where(
             categories.c.organisation_id == entry.organisation_id,
-            categories.c.name == entry.category,
+            categories.c.name_key == entry.category_key,
             categories.c.is_active.is_(True),
         )
         .scalar_subquery()

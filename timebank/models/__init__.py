@@ -3,7 +3,7 @@
 from timebank.models.account import Account, AccountKind
 from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
-from timebank.models.category import Category
+from timebank.models.category import Category, category_key
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
 from timebank.models.sign_in_failure import SignInFailure
@@ -24,4 +24,5 @@ __all__ = [
     "Transaction",
     "TransactionKind",
     "User",
+    "category_key",
 ]

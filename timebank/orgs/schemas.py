@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field, StrictInt, field_validator
 from timebank.api.schemas import Amount, CalendarDate, HoursText, InputModel, WholeNumber
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes
+from timebank.models import category_key
 
 MinBalanceMinutes = StrictInt
 
@@ -79,7 +80,7 @@ class OrganisationUpdate(_MinBalanceInput):
         for name in names:
             if not 1 <= len(name) <= 80:
                 raise ValueError("each category name must be 1 to 80 characters")
-        if len({name.casefold() for name in names}) != len(names):
+        if len({category_key(name) for name in names}) != len(names):
             raise ValueError("category names must be different from each other")
         return names
 

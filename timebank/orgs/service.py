@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.members.service import add_member
-from timebank.models import Account, AccountKind, Category, Organisation, Role
+from timebank.models import Account, AccountKind, Category, Organisation, Role, category_key
 
 # "Leave this setting as it is" (where None means something: reopening the books).
 KEEP = object()
@@ -82,7 +82,7 @@ async def create_organisation(
         session.add(Account(organisation_id=organisation.id, kind=AccountKind.AGENCY))
         session.add(Account(organisation_id=organisation.id, kind=AccountKind.POT, min_balance_minutes=0))
         for category in categories:
-            session.add(Category(organisation_id=organisation.id, name=category))
+            session.add(Category.named(organisation.id, category))
         if first_coordinator is not None:
             await add_member(
                 session,
@@ -177,18 +177,18 @@ async def _refloor_member_accounts(session: AsyncSession, organisation_id: int, 
 
 async def _set_categories(session: AsyncSession, organisation_id: int, names: list[str]) -> None:
     existing = {
-        category.name.casefold(): category
+        category.name_key: category
         for category in (await session.exec(select(Category).where(Category.organisation_id == organisation_id))).all()
     }
-    wanted = {name.casefold(): name for name in names}
+    wanted = {category_key(name): name for name in names}
     for key, category in existing.items():
         category.is_active = key in wanted
         if key in wanted:
-            category.name = wanted[key]
+            category.name = wanted[key]  # a new spelling of the same name: the key is unchanged
         session.add(category)
     for key, name in wanted.items():
         if key not in existing:
-            session.add(Category(organisation_id=organisation_id, name=name))
+            session.add(Category.named(organisation_id, name))
 
 
 @dataclass(frozen=True)
