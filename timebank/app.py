@@ -22,6 +22,7 @@ from timebank.api.docs import ApiExplorerPlugin
 from timebank.auth.context import provide_org_context
 from timebank.auth.endpoints import AuthController, me
 from timebank.config import Settings, get_settings
+from timebank.control_characters import control_character_middleware
 from timebank.db import Database, create_database
 from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         },
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
-        middleware=[access_log_middleware],
+        middleware=[access_log_middleware, control_character_middleware],
         before_send=[add_security_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(

@@ -29,6 +29,7 @@ from timebank.models import Member, Role, User
 
 PASSWORD = "correct horse battery staple"
 _client_numbers = itertools.count(1)
+_person_numbers = itertools.count(1)
 
 
 @lru_cache
@@ -80,6 +81,7 @@ class Person:
     account_id: int
     role: Role
     token: str
+    display_name: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -116,7 +118,10 @@ class ApiOrg:
 async def add_person(db: Database, org: Org, role: Role, *, name: str | None = None) -> Person:
     """A member of ``org`` with a login (sharing one precomputed hash) and a token."""
     username = f"{role.value}-{uuid.uuid4().hex[:10]}"
-    new = await create_member(db, org.id, display_name=name or username.title(), role=role)
+    # A display name made from a counter, not from the random username: searches by name must
+    # find the same people on every run.
+    display_name = name or f"{role.value.title()} {next(_person_numbers)}"
+    new = await create_member(db, org.id, display_name=display_name, role=role)
     async with db.session() as session:
         user = User(username=username, password_hash=password_hash())
         session.add(user)
@@ -126,7 +131,7 @@ async def add_person(db: Database, org: Org, role: Role, *, name: str | None = N
         user_id = user.id
     assert user_id is not None and new.member.id is not None and new.account.id is not None
     token, _ = await issue_token(db, user_id, dt.timedelta(hours=1))
-    return Person(username, user_id, new.member.id, new.account.id, role, token)
+    return Person(username, user_id, new.member.id, new.account.id, role, token, display_name)
 
 
 async def add_site_admin(db: Database) -> Person:

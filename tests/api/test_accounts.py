@@ -141,7 +141,7 @@ class TestStatement:
 
     async def test_gives_opening_balance_entries_with_running_balance_and_closing_balance(self, client, db, history):
         api_org, (first, second, third, group) = history
-        staff_name = api_org.staff.username.title()
+        staff_name = api_org.staff.display_name
         query = f"?from={days_ago(25).isoformat()}&to={days_ago(5).isoformat()}"
         r = await statement(client, api_org, api_org.member.account_id, query)
         assert r.status_code == 200, r.text
@@ -174,7 +174,7 @@ class TestStatement:
             ),
             (
                 group["id"], "group", days_ago(5).isoformat(), "Cooking class", "Cooking",
-                [staff_name, "Member Other"], -30, "-0.50", {"minutes": 15, "hours": "0.25"},
+                [staff_name], -30, "-0.50", {"minutes": 15, "hours": "0.25"},  # who ran it; no other attendee
             ),
         ]  # fmt: skip
         assert all(entry["recorded_at"].endswith("Z") for entry in body["entries"])
@@ -215,9 +215,69 @@ class TestStatement:
             f"?from={today().isoformat()}&to={days_ago(1).isoformat()}",
             "?from=2025-02-30",
             "?to=yesterday",
-            "?from=2020-01-01&to=2024-01-01",
+            "?limit=0",
+            "?limit=501",
+            "?cursor=not-a-cursor",
         ],
-        ids=["from-after-to", "no-such-day", "not-a-date", "too-long"],
+        ids=["from-after-to", "no-such-day", "not-a-date", "no-entries-per-page", "too-many-per-page", "bad-cursor"],
     )
     async def test_refuses_a_bad_period_with_400(self, client, shared_org, query):
         invalid(await statement(client, shared_org, shared_org.member.account_id, query))
+
+
+class TestStatementPages:
+    """Any period may be asked for; long ones are answered a page at a time."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def long_history(cls, app, db):
+        """Member Self with 23 entries over the last 60 days, several on the same day."""
+        async with client_for(app) as client:
+            api_org = await make_api_org(db, min_balance_minutes=-100 * 60)
+            me, other = api_org.member.account_id, api_org.other_member.account_id
+            for n in range(23):
+                giver, receiver = (me, other) if n % 3 else (other, me)
+                await posted(
+                    client, api_org, giver, receiver, minutes=5 + n, occurred_on=days_ago(60 - 2 * (n // 2)).isoformat()
+                )
+            return api_org
+
+    @staticmethod
+    async def pages(client, api_org, query: str, limit: int) -> list[dict]:
+        found, cursor = [], None
+        while True:
+            suffix = f"&cursor={cursor}" if cursor else ""
+            r = await statement(client, api_org, api_org.member.account_id, f"{query}&limit={limit}{suffix}")
+            assert r.status_code == 200, r.text
+            found.append(r.json())
+            cursor = r.json()["next_cursor"]
+            if cursor is None:
+                return found
+
+    @pytest.mark.parametrize("limit", [1, 4, 7, 22, 23])
+    async def test_read_page_by_page_it_equals_the_statement_read_at_once(self, client, long_history, limit):
+        query = f"?from={days_ago(70).isoformat()}&to={days_ago(1).isoformat()}"
+        whole = (await statement(client, long_history, long_history.member.account_id, f"{query}&limit=500")).json()
+        pages = await self.pages(client, long_history, query, limit)
+
+        assert len(whole["entries"]) == 23 and whole["next_cursor"] is None
+        assert [e for page in pages for e in page["entries"]] == whole["entries"]
+        assert [len(page["entries"]) for page in pages[:-1]] == [limit] * (len(pages) - 1)
+        for page in pages:
+            assert (page["opening_balance"], page["closing_balance"]) == (
+                whole["opening_balance"],
+                whole["closing_balance"],
+            )
+        assert whole["entries"][-1]["running_balance"] == whole["closing_balance"]
+
+    async def test_a_period_from_long_before_the_first_entry_is_answered(self, client, long_history):
+        r = await statement(client, long_history, long_history.member.account_id, "?from=2000-01-01&limit=500")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["opening_balance"]["minutes"] == 0
+        assert len(body["entries"]) == 23
+        assert body["closing_balance"] == body["entries"][-1]["running_balance"]
+
+    async def test_a_member_pages_through_their_own_statement(self, client, long_history):
+        pages = await self.pages(client, long_history, f"?from={days_ago(70).isoformat()}", 10)
+        assert [len(page["entries"]) for page in pages] == [10, 10, 3]

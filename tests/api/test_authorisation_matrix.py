@@ -100,6 +100,7 @@ class Call:
     params: dict[str, object] = field(default_factory=dict)
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, object] = field(default_factory=dict)
 
 
 Build = Callable[[World, Person | None, Person], Awaitable[Call]]
@@ -149,6 +150,11 @@ async def _the_account(world: World, actor: Person | None, target: Person) -> Ca
     return Call(params={"account_id": target.account_id})
 
 
+async def _exchanges_of(world: World, actor: Person | None, target: Person) -> Call:
+    await world.transaction_touching(target)
+    return Call(query={"account_id": target.account_id})
+
+
 async def _help_received(world: World, actor: Person | None, target: Person) -> Call:
     body = {
         "giver_account_id": world.home.staff.account_id,
@@ -191,7 +197,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/accounts/{{account_id}}"):         Row((401, 200, 403, 200, 200, 404, 404), _the_account),
     ("GET", f"{ORG}/accounts/{{account_id}}/statement"): Row((401, 200, 403, 200, 200, 404, 404), _the_account),
     ("POST", f"{ORG}/exchanges"):                      Row((401, 201, 403, 201, 201, 404, 404), _help_received),
-    ("GET", f"{ORG}/exchanges"):                       Row((401, 403, 403, 200, 200, 404, 404), _nothing),
+    ("GET", f"{ORG}/exchanges"):                       Row((401, 200, 403, 200, 200, 404, 404), _exchanges_of),
     ("GET", f"{ORG}/exchanges/{{transaction_id}}"):    Row((401, 200, 403, 200, 200, 404, 404), _a_transaction),
     ("POST", f"{ORG}/exchanges/{{transaction_id}}/reversal"): Row((401, 403, 403, 403, 201, 404, 404), _reverse),
 }
@@ -225,7 +231,7 @@ async def send(client: httpx.AsyncClient, world: World, operation: tuple[str, st
     if actor is not None:
         headers["Authorization"] = f"Bearer {await world.fresh_token(actor)}"
     url = path.format(**{"org": world.home.slug, **call.params})
-    return await client.request(method, url, json=call.json, headers=headers)
+    return await client.request(method, url, json=call.json, headers=headers, params=call.query)
 
 
 def test_every_api_operation_has_a_row(app: Litestar) -> None:

@@ -62,8 +62,20 @@ class TestPostExchange:
             "reverses_id": None,
             "reversed_by_id": None,
             "postings": [
-                {"account_id": giver, "minutes": 90, "hours": "1.50", "balance_after": 90},
-                {"account_id": receiver, "minutes": -90, "hours": "-1.50", "balance_after": -90},
+                {
+                    "account_id": giver,
+                    "display_name": "Member Self",
+                    "minutes": 90,
+                    "hours": "1.50",
+                    "balance_after": 90,
+                },
+                {
+                    "account_id": receiver,
+                    "display_name": "Member Other",
+                    "minutes": -90,
+                    "hours": "-1.50",
+                    "balance_after": -90,
+                },
             ],
         }
         assert "Idempotent-Replayed" not in r.headers
@@ -146,7 +158,31 @@ class TestPostExchange:
                     answers.append(body["detail"].replace(str(foreign), "<id>"))
         assert len(set(answers)) == 1
 
-    @pytest.mark.parametrize("category", ["Knitting", "gardening "])
+    @pytest.mark.parametrize("typed", ["gardening", " GARDENING ", "Gardening"])
+    async def test_matches_a_category_whatever_its_case_and_answers_the_organisations_spelling(
+        self, client, api_org, typed
+    ):
+        giver, receiver = api_org.member.account_id, api_org.other_member.account_id
+        r = await post_exchange(client, api_org, giver, receiver, category=typed)
+        assert r.status_code == 201, r.text
+        assert r.json()["category"] == "Gardening"
+
+    async def test_a_retry_with_the_category_spelled_otherwise_is_a_replay(self, client, api_org):
+        giver, receiver, key = api_org.member.account_id, api_org.other_member.account_id, "category-retry"
+        first = await post_exchange(client, api_org, giver, receiver, key=key, category="Gardening")
+        again = await post_exchange(client, api_org, giver, receiver, key=key, category="gardening")
+        assert (first.status_code, again.status_code) == (201, 200), again.text
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+        assert await balance(client, api_org, giver) == 60
+
+    async def test_lists_by_category_whatever_its_case(self, client, api_org):
+        giver, receiver = api_org.member.account_id, api_org.other_member.account_id
+        gardening = await posted(client, api_org, giver, receiver, category="Gardening")
+        await posted(client, api_org, giver, receiver, category="Cooking")
+        r = await client.get(api_org.url("/exchanges?category=GARDENING"), headers=api_org.staff.headers)
+        assert [t["id"] for t in r.json()["items"]] == [gardening["id"]]
+
+    @pytest.mark.parametrize("category", ["Knitting", "gardenin"])
     async def test_refuses_a_category_the_organisation_does_not_have(self, client, shared_org, category):
         async with unchanged(shared_org.org):
             body = invalid(
@@ -551,7 +587,9 @@ class TestReadExchange:
         body = group_body([(api_org.staff.account_id, 30)], [(api_org.member.account_id, 30)])
         r = await client.post(api_org.url("/exchanges"), json=body, headers=api_org.staff.posting())
         url = api_org.url(f"/exchanges/{r.json()['id']}")
-        assert (await client.get(url, headers=api_org.member.headers)).json() == r.json()
+        as_staff, as_member = r.json(), (await client.get(url, headers=api_org.member.headers)).json()
+        ran_it = {**as_staff["postings"][0], "balance_after": None}  # who ran it, but never their balance
+        assert as_member == {**as_staff, "postings": [ran_it, as_staff["postings"][1]]}
         assert "own account" in error(await client.get(url, headers=api_org.other_member.headers), 403)["detail"]
 
     async def test_an_exchange_of_another_organisation_looks_like_one_that_does_not_exist(self, client, db, api_org):

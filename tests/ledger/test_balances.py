@@ -73,9 +73,9 @@ class TestStatement:
         assert result.closing_balance == 85
         assert result.closing_balance == await ledger.balance_as_of(db, org.id, alice, days_ago(3))
 
-    async def test_names_every_counterpart_of_a_group_activity_and_the_pot(self, org, db):
+    async def test_names_only_who_ran_a_group_activity_never_the_other_attendees(self, org, db):
         volunteer, ann, ben = await org.member("Volunteer"), await org.member("Ann"), await org.member("Ben")
-        await ledger.post_group_activity(
+        quiz = await ledger.post_group_activity(
             db,
             org.id,
             givers=[(volunteer, 60)],
@@ -95,12 +95,17 @@ class TestStatement:
             recorded_by=None,
             idempotency_key=new_key(),
         )
+        await ledger.reverse_transaction(
+            db, org.id, quiz.id, reason="Logged twice", recorded_by=None, idempotency_key=new_key()
+        )
 
         volunteer_view = await ledger.statement(db, org.id, volunteer, today(), today())
         ann_view = await ledger.statement(db, org.id, ann, today(), today())
 
-        assert [e.counterparts for e in volunteer_view.entries] == [("Ann", "Ben"), ("Community pot",)]
-        assert [e.counterparts for e in ann_view.entries] == [("Volunteer", "Ben")]
+        # The volunteer ran it: the attendees are not theirs to see. An attendee sees who ran it,
+        # and not who else came; the reversal mirrors the original, so it shows the same names.
+        assert [e.counterparts for e in volunteer_view.entries] == [(), ("Community pot",), ()]
+        assert [e.counterparts for e in ann_view.entries] == [("Volunteer",), ("Volunteer",)]
 
     async def test_an_empty_period_shows_the_balance_brought_forward(self, org, db):
         alice, bob = await org.member("Alice"), await org.member("Bob")

@@ -10,12 +10,12 @@ from litestar.params import FromPath, Parameter, QueryParameter
 from timebank import ledger
 from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
 from timebank.api.dependencies import DatabaseDep, OrgContextDep
-from timebank.api.schemas import amount, error_responses
+from timebank.api.schemas import amount, decode_cursor, encode_cursor, error_responses
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
 
-# One statement may cover at most this many days (a few years), to keep answers small.
-MAX_STATEMENT_DAYS = 3 * 366
+# Answers stay small however long the period: a statement is answered a page at a time.
+MAX_STATEMENT_PAGE = 500
 
 
 class AccountController(Controller):
@@ -50,9 +50,12 @@ class AccountController(Controller):
 
     @get(
         "/{account_id:int}/statement",
-        summary="A statement for a period, with running balance (its owner, staff, coordinators)",
+        summary="A statement for any period, with running balance (its owner, staff, coordinators)",
         description="Entries are dated by when the help was given (occurred_on), in the organisation's "
-        "time zone. Defaults: from the first of this month to today.",
+        "time zone. Defaults: from the first of this month to today. Any period may be asked for, from before "
+        "the account's first posting on. A period with more entries than `limit` is answered a page at a "
+        "time: pass `next_cursor` back as `cursor` for the next page. Each page's running balances continue "
+        "from the page before; `opening_balance` and `closing_balance` are always those of the whole period.",
         responses=error_responses(400, 401, 403, 404, 503),
     )
     async def statement(
@@ -62,6 +65,8 @@ class AccountController(Controller):
         db: DatabaseDep,
         from_date: Annotated[dt.date | None, QueryParameter(name="from", description="First day (YYYY-MM-DD).")] = None,
         to_date: Annotated[dt.date | None, QueryParameter(name="to", description="Last day (YYYY-MM-DD).")] = None,
+        cursor: Annotated[str | None, Parameter(max_length=100, description="next_cursor of the page before.")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_STATEMENT_PAGE, description="Entries per page.")] = 100,
     ) -> StatementPublic:
         if account_id != ctx.account_id:
             ctx.require_staff()
@@ -70,9 +75,8 @@ class AccountController(Controller):
         start = from_date or end.replace(day=1)
         if start > end:
             raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
-        if (end - start).days > MAX_STATEMENT_DAYS:
-            raise errors.InvalidEntry(f"a statement may cover at most {MAX_STATEMENT_DAYS} days")
-        found = await ledger.statement(db, ctx.organisation_id, account_id, start, end)
+        after = ledger.StatementCursor(*decode_cursor(cursor)) if cursor else None
+        found = await ledger.statement(db, ctx.organisation_id, account_id, start, end, after=after, limit=limit)
         return StatementPublic(
             account_id=found.account_id,
             from_date=found.start,
@@ -94,4 +98,7 @@ class AccountController(Controller):
                 for e in found.entries
             ],
             closing_balance=amount(found.closing_balance),
+            next_cursor=encode_cursor(found.next_page.occurred_on, found.next_page.transaction_id)
+            if found.next_page
+            else None,
         )

@@ -43,7 +43,9 @@ class StatementLine(BaseModel):
     recorded_at: dt.datetime
     description: str
     category: str | None
-    counterparts: list[str] = Field(description="Who was on the other side.")
+    counterparts: list[str] = Field(
+        description="Who was on the other side (of a group activity: only who ran it, never the other attendees)."
+    )
     minutes: int = Field(description="+ earned (gave help), - spent (received help).")
     hours: str
     running_balance: Amount
@@ -53,8 +55,11 @@ class StatementPublic(BaseModel):
     account_id: int
     from_date: dt.date = Field(alias="from", serialization_alias="from")
     to_date: dt.date = Field(alias="to", serialization_alias="to")
-    opening_balance: Amount
-    entries: list[StatementLine]
-    closing_balance: Amount
+    opening_balance: Amount = Field(description="The balance before the whole period's first day.")
+    entries: list[StatementLine] = Field(description="This page's entries, oldest first.")
+    closing_balance: Amount = Field(description="The balance at the end of the whole period.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= (with the same from and to) for the next page; null on the last."
+    )
 
     model_config = {"populate_by_name": True}

@@ -1,5 +1,7 @@
 """Schemas every part of the API shares: amounts, errors, pagination."""
 
+import base64
+import binascii
 import datetime as dt
 import re
 from typing import Annotated, Any
@@ -7,6 +9,7 @@ from typing import Annotated, Any
 from litestar.openapi import ResponseSpec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
+from timebank.control_characters import has_control_character
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes, minutes_to_hours
 from timebank.ledger.posting import MAX_LEG_MINUTES
@@ -31,8 +34,9 @@ class InputModel(BaseModel):
     def _no_control_characters(cls, value: object) -> object:
         # NUL cannot be stored in PostgreSQL text, and no field here needs control characters
         # other than line breaks and tabs.
-        if isinstance(value, str) and any(ch < " " and ch not in "\t\r\n" for ch in value):
-            raise ValueError("text may not contain control characters")
+        texts = value if isinstance(value, list) else [value]  # lists of names (categories) too
+        if any(isinstance(text, str) and has_control_character(text) for text in texts):
+            raise ValueError("text may not contain control characters (such as NUL)")
         return value
 
 
@@ -130,3 +134,21 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
         code: ResponseSpec(data_container=ErrorBody, description=_ERROR_MEANINGS[code], generate_examples=False)
         for code in codes
     }
+
+
+def encode_cursor(day: dt.date, ident: int) -> str:
+    """An opaque cursor for a page that ended at (``day``, ``ident``)."""
+    raw = f"{day.isoformat()}:{ident}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.date, int]:
+    """The (day, id) of a cursor from ``encode_cursor``; a 400 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        day, _, ident = raw.partition(":")
+        if not ident.isdigit() or not ident.isascii():
+            raise ValueError
+        return dt.date.fromisoformat(day), int(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidEntry("the cursor is not one this API gave out; start again without it") from None

@@ -12,17 +12,19 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import error_responses
+from timebank.auth.context import OrgContext
+from timebank.db import Database
 from timebank.exchanges.schemas import (
     ExchangeCreate,
     ReversalCreate,
     TransactionPage,
     TransactionPublic,
-    decode_cursor,
-    encode_cursor,
+    decode_transaction_cursor,
+    encode_transaction_cursor,
 )
 from timebank.ledger import PostedTransaction
 from timebank.ledger.posting import MAX_KEY_LENGTH, check_idempotency_key
-from timebank.ledger.reading import list_transactions
+from timebank.ledger.reading import account_labels, list_transactions
 
 IdempotencyKey = Annotated[
     str,
@@ -42,14 +44,19 @@ _REPLAYED = ResponseSpec(
 )
 
 
-def _answer(posted: PostedTransaction) -> Response[TransactionPublic]:
+async def present(db: Database, ctx: OrgContext, found: list[PostedTransaction]) -> list[TransactionPublic]:
+    """Transactions as the caller may see them: staff everything, a member only what is theirs
+    to see (timebank/ledger/visibility.py). Every answer with a transaction goes through here."""
+    labels = await account_labels(db, ctx.organisation_id, (p.account_id for t in found for p in t.postings))
+    member_account_id = None if ctx.is_staff else ctx.account_id
+    return [TransactionPublic.of(t, labels, member_account_id) for t in found]
+
+
+async def _answer(db: Database, ctx: OrgContext, posted: PostedTransaction) -> Response[TransactionPublic]:
     """201 for a new transaction; 200 and the original for a replayed key."""
     headers = {} if posted.created else {"Idempotent-Replayed": "true"}
-    return Response(
-        TransactionPublic.of(posted),
-        status_code=HTTP_201_CREATED if posted.created else HTTP_200_OK,
-        headers=headers,
-    )
+    [public] = await present(db, ctx, [posted])
+    return Response(public, status_code=HTTP_201_CREATED if posted.created else HTTP_200_OK, headers=headers)
 
 
 class ExchangeController(Controller):
@@ -82,7 +89,7 @@ class ExchangeController(Controller):
                 recorded_by=ctx.caller.user_id,
                 idempotency_key=idempotency_key,
             )
-            return _answer(posted)
+            return await _answer(db, ctx, posted)
         assert data.giver_account_id is not None and data.receiver_account_id is not None
         if not ctx.is_staff and data.receiver_account_id != ctx.account_id:
             raise PermissionDeniedException(
@@ -100,12 +107,14 @@ class ExchangeController(Controller):
             recorded_by=ctx.caller.user_id,
             idempotency_key=idempotency_key,
         )
-        return _answer(posted)
+        return await _answer(db, ctx, posted)
 
     @get(
         "/",
-        summary="Exchanges, newest first (staff, coordinators)",
-        description="Filter by service date, account and category. Pages with ?cursor= from next_cursor.",
+        summary="Exchanges, newest first (staff and coordinators: all; a member: those on their own account)",
+        description="Filter by service date, account and category. Pages with ?cursor= from next_cursor. "
+        "A member sees only transactions with a posting on their own account; asking for any other "
+        "account_id is refused with 403, whether or not that account exists.",
         responses=error_responses(400, 401, 403, 404, 503),
     )
     async def list_all(
@@ -119,7 +128,11 @@ class ExchangeController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=100)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> TransactionPage:
-        ctx.require_staff()
+        if not ctx.is_staff:
+            if account_id is not None and account_id != ctx.account_id:
+                # The same answer for an account that does not exist: ids cannot be probed.
+                raise PermissionDeniedException("you may list only the exchanges on your own account")
+            account_id = ctx.account_id
         page = await list_transactions(
             db,
             ctx.organisation_id,
@@ -127,14 +140,14 @@ class ExchangeController(Controller):
             end=to_date,
             account_id=account_id,
             category=category,
-            after=decode_cursor(cursor) if cursor else None,
+            after=decode_transaction_cursor(cursor) if cursor else None,
             limit=limit + 1,
         )
         more = len(page) > limit
         page = page[:limit]
         return TransactionPage(
-            items=[TransactionPublic.of(t) for t in page],
-            next_cursor=encode_cursor(page[-1]) if more else None,
+            items=await present(db, ctx, page),
+            next_cursor=encode_transaction_cursor(page[-1]) if more else None,
         )
 
     @get(
@@ -146,7 +159,8 @@ class ExchangeController(Controller):
         posted = await ledger.get_transaction(db, ctx.organisation_id, transaction_id)
         if not ctx.is_staff and all(p.account_id != ctx.account_id for p in posted.postings):
             raise PermissionDeniedException("you may see only exchanges on your own account")
-        return TransactionPublic.of(posted)
+        [public] = await present(db, ctx, [posted])
+        return public
 
     @post(
         "/{transaction_id:int}/reversal",
@@ -173,4 +187,4 @@ class ExchangeController(Controller):
             recorded_by=ctx.caller.user_id,
             idempotency_key=idempotency_key,
         )
-        return _answer(posted)
+        return await _answer(db, ctx, posted)

@@ -1,13 +1,13 @@
-import base64
-import binascii
 import datetime as dt
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, model_validator
 
-from timebank.api.schemas import AmountInput, CalendarDate, InputModel, WholeNumber
-from timebank.ledger import PostedTransaction, errors, minutes_to_hours
+from timebank.api.schemas import AmountInput, CalendarDate, InputModel, WholeNumber, decode_cursor, encode_cursor
+from timebank.ledger import PostedTransaction, minutes_to_hours
 from timebank.ledger.posting import MAX_DESCRIPTION, MAX_LEGS
 from timebank.ledger.reading import TransactionCursor
+from timebank.ledger.visibility import legs_a_member_sees
 from timebank.models import TransactionKind
 
 AccountId = WholeNumber
@@ -55,9 +55,13 @@ class ReversalCreate(InputModel):
 
 class PostingPublic(BaseModel):
     account_id: int
+    display_name: str = Field(description="Whose account: the member's name, or 'Agency account', 'Community pot'.")
     minutes: int
     hours: str
-    balance_after: int = Field(description="The account's balance in minutes right after this posting.")
+    balance_after: int | None = Field(
+        description="The account's balance in minutes right after this posting. Always null in a member's view "
+        "of another account's posting: a member never sees anyone else's balance."
+    )
 
 
 class TransactionPublic(BaseModel):
@@ -70,10 +74,24 @@ class TransactionPublic(BaseModel):
     category: str | None
     reverses_id: int | None
     reversed_by_id: int | None
-    postings: list[PostingPublic]
+    postings: list[PostingPublic] = Field(
+        description="Every leg, for staff and coordinators. A member sees their own leg in full and their "
+        "counterpart's name and amount; of a group activity, only their own leg and the giving side "
+        "(who ran it), never the other attendees."
+    )
 
     @classmethod
-    def of(cls, posted: PostedTransaction) -> "TransactionPublic":
+    def of(
+        cls, posted: PostedTransaction, labels: Mapping[int, str], member_account_id: int | None = None
+    ) -> "TransactionPublic":
+        """The transaction as its reader may see it: everything, or (``member_account_id`` given)
+        as the owner of that account may see it."""
+        postings = posted.postings
+        if member_account_id is not None:
+            visible = legs_a_member_sees(
+                posted.kind, posted.reverses_kind, [(p.account_id, p.minutes) for p in postings], member_account_id
+            )
+            postings = tuple(p for p in postings if p.account_id in visible)
         return cls(
             id=posted.id,
             kind=posted.kind,
@@ -87,11 +105,14 @@ class TransactionPublic(BaseModel):
             postings=[
                 PostingPublic(
                     account_id=p.account_id,
+                    display_name=labels.get(p.account_id, ""),
                     minutes=p.minutes,
                     hours=minutes_to_hours(p.minutes),
-                    balance_after=p.balance_after,
+                    balance_after=p.balance_after
+                    if member_account_id is None or p.account_id == member_account_id
+                    else None,
                 )
-                for p in posted.postings
+                for p in postings
             ],
         )
 
@@ -101,17 +122,9 @@ class TransactionPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
 
 
-def encode_cursor(posted: PostedTransaction) -> str:
-    raw = f"{posted.occurred_on.isoformat()}:{posted.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_transaction_cursor(posted: PostedTransaction) -> str:
+    return encode_cursor(posted.occurred_on, posted.id)
 
 
-def decode_cursor(cursor: str) -> TransactionCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        day, _, ident = raw.partition(":")
-        if not ident.isdigit() or not ident.isascii():
-            raise ValueError
-        return TransactionCursor(dt.date.fromisoformat(day), int(ident))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.InvalidEntry("the cursor is not one this API gave out; start again without it") from None
+def decode_transaction_cursor(cursor: str) -> TransactionCursor:
+    return TransactionCursor(*decode_cursor(cursor))

@@ -5,7 +5,7 @@ transaction or nothing; see ``posting.py`` for how the contract is kept.
 """
 
 from timebank.ledger.amounts import hours_to_minutes, minutes_to_hours
-from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, Statement, StatementEntry
+from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, Statement, StatementCursor, StatementEntry
 from timebank.ledger.posting import (
     donate_to_pot,
     grant_from_pot,
@@ -22,6 +22,7 @@ __all__ = [
     "PostedTransaction",
     "PostingLine",
     "Statement",
+    "StatementCursor",
     "StatementEntry",
     "balance_as_of",
     "current_balance",

@@ -61,6 +61,9 @@ class PostedTransaction:
     created: bool = True
     # The reversal that cancelled this transaction, if any (filled in when read back).
     reversed_by_id: int | None = None
+    # For a reversal: the kind of the transaction it reverses (what a member may see of it
+    # depends on it, see visibility.py).
+    reverses_kind: TransactionKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +80,26 @@ class StatementEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class StatementCursor:
+    """Where a page of a statement ended: the last entry's date and transaction id."""
+
+    occurred_on: dt.date
+    transaction_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
+    """A period of an account's history, or one page of it.
+
+    ``opening_balance`` and ``closing_balance`` are those of the whole period; the
+    entries of a page carry running balances that continue from the page before.
+    """
+
     account_id: int
     start: dt.date
     end: dt.date
     opening_balance: int
     entries: tuple[StatementEntry, ...]
     closing_balance: int
+    # Set when the period holds more entries after this page: pass it back as ``after``.
+    next_page: StatementCursor | None = None

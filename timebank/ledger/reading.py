@@ -2,14 +2,17 @@
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
 from timebank.ledger import errors
-from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementEntry
+from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementCursor, StatementEntry
+from timebank.ledger.visibility import legs_a_member_sees
 from timebank.models import (
     Account,
     AccountKind,
@@ -48,7 +51,7 @@ async def load_transaction(
     lines = (
         await conn.execute(
             select(postings.c.account_id, postings.c.minutes, postings.c.balance_after, postings.c.account_version)
-            .where(postings.c.transaction_id == transaction_id)
+            .where(postings.c.organisation_id == organisation_id, postings.c.transaction_id == transaction_id)
             .order_by(postings.c.id)
         )
     ).all()
@@ -58,8 +61,13 @@ async def load_transaction(
 def _transaction_query():  # type: ignore[no-untyped-def]
     reversal = transactions.alias("reversal")
     reversed_by = select(reversal.c.id).where(reversal.c.reverses_id == transactions.c.id).scalar_subquery()
+    original = transactions.alias("original")
+    reverses_kind = select(original.c.kind).where(original.c.id == transactions.c.reverses_id).scalar_subquery()
     return select(
-        transactions, categories.c.name.label("category_name"), reversed_by.label("reversed_by_id")
+        transactions,
+        categories.c.name.label("category_name"),
+        reversed_by.label("reversed_by_id"),
+        reverses_kind.label("reverses_kind"),
     ).select_from(transactions.outerjoin(categories, categories.c.id == transactions.c.category_id))
 
 
@@ -77,6 +85,7 @@ def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
         reverses_id=row.reverses_id,
         postings=tuple(lines),
         reversed_by_id=row.reversed_by_id,
+        reverses_kind=TransactionKind(row.reverses_kind) if row.reverses_kind else None,
     )
 
 
@@ -105,39 +114,78 @@ async def balance_as_of(db: Database, organisation_id: int, account_id: int, on:
     """The balance counting every posting for help given on or before ``on`` (by service date)."""
     async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
-        return await _sum_before(conn, account_id, on + dt.timedelta(days=1))
+        return await _sum_of_postings(conn, organisation_id, account_id, postings.c.occurred_on <= on)
 
 
-async def statement(db: Database, organisation_id: int, account_id: int, start: dt.date, end: dt.date) -> Statement:
-    """Every posting dated ``start``..``end`` (inclusive) in date order, with a running balance."""
+async def statement(
+    db: Database,
+    organisation_id: int,
+    account_id: int,
+    start: dt.date,
+    end: dt.date,
+    *,
+    after: StatementCursor | None = None,
+    limit: int | None = None,
+) -> Statement:
+    """Postings dated ``start``..``end`` (inclusive) in date order, with a running balance.
+
+    Any period may be asked for. With ``limit``, one page of at most that many entries,
+    starting after the cursor ``after``; each page's running balance continues from the
+    page before, and the opening and closing balances are always the whole period's, so a
+    statement read page by page is the same as one read at once. In a group activity the
+    counterparts are only those a member may see (visibility.py): this is the member's own
+    statement, whoever reads it.
+    """
     if start > end:
         raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
+    in_period = and_(
+        postings.c.organisation_id == organisation_id,
+        postings.c.account_id == account_id,
+        postings.c.occurred_on.between(start, end),
+    )
+    # Entries are ordered by (date, transaction): an account has one leg per transaction.
+    up_to_cursor = (
+        or_(
+            postings.c.occurred_on < after.occurred_on,
+            and_(postings.c.occurred_on == after.occurred_on, postings.c.transaction_id <= after.transaction_id),
+        )
+        if after is not None
+        else None
+    )
     async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
-        opening = await _sum_before(conn, account_id, start)
-        rows = (
-            await conn.execute(
-                select(
-                    postings.c.transaction_id,
-                    postings.c.minutes,
-                    postings.c.occurred_on,
-                    transactions.c.kind,
-                    transactions.c.recorded_at,
-                    transactions.c.description,
-                    categories.c.name.label("category_name"),
-                )
-                .select_from(
-                    postings.join(transactions, transactions.c.id == postings.c.transaction_id).outerjoin(
-                        categories, categories.c.id == transactions.c.category_id
-                    )
-                )
-                .where(postings.c.account_id == account_id, postings.c.occurred_on.between(start, end))
-                .order_by(postings.c.occurred_on, postings.c.transaction_id)
+        opening = await _sum_before(conn, organisation_id, account_id, start)
+        closing = await _sum_of_postings(conn, organisation_id, account_id, postings.c.occurred_on <= end)
+        running = opening
+        if up_to_cursor is not None:
+            running += await _sum_of_postings(conn, organisation_id, account_id, in_period, up_to_cursor)
+        reversed_transaction = transactions.alias("reversed_transaction")
+        query = (
+            select(
+                postings.c.transaction_id,
+                postings.c.minutes,
+                postings.c.occurred_on,
+                transactions.c.kind,
+                reversed_transaction.c.kind.label("reverses_kind"),
+                transactions.c.recorded_at,
+                transactions.c.description,
+                categories.c.name.label("category_name"),
             )
-        ).all()
-        counterparts = await _counterparts(conn, [row.transaction_id for row in rows], account_id)
+            .select_from(
+                postings.join(transactions, transactions.c.id == postings.c.transaction_id)
+                .outerjoin(categories, categories.c.id == transactions.c.category_id)
+                .outerjoin(reversed_transaction, reversed_transaction.c.id == transactions.c.reverses_id)
+            )
+            .where(in_period, *([~up_to_cursor] if up_to_cursor is not None else []))
+            .order_by(postings.c.occurred_on, postings.c.transaction_id)
+        )
+        if limit is not None:
+            query = query.limit(limit + 1)
+        rows = (await conn.execute(query)).all()
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
+        counterparts = await _counterparts(conn, organisation_id, rows, account_id)
     entries = []
-    running = opening
     for row in rows:
         running += row.minutes
         entries.append(
@@ -153,26 +201,66 @@ async def statement(db: Database, organisation_id: int, account_id: int, start: 
                 running_balance=running,
             )
         )
-    return Statement(account_id, start, end, opening, tuple(entries), running)
+    next_page = StatementCursor(rows[-1].occurred_on, rows[-1].transaction_id) if more else None
+    return Statement(account_id, start, end, opening, tuple(entries), closing, next_page)
 
 
-async def _counterparts(conn: AsyncConnection, transaction_ids: list[int], account_id: int) -> dict[int, list[str]]:
+async def _counterparts(
+    conn: AsyncConnection, organisation_id: int, rows: Sequence[Row], account_id: int
+) -> dict[int, list[str]]:
+    """For each statement row's transaction, the names on the other side that a member may see."""
     names: dict[int, list[str]] = defaultdict(list)
-    if not transaction_ids:
+    if not rows:
         return names
-    rows = await conn.execute(
-        select(postings.c.transaction_id, accounts.c.kind, members.c.display_name)
+    legs: dict[int, list[Row]] = defaultdict(list)
+    for leg in await conn.execute(
+        select(
+            postings.c.transaction_id,
+            postings.c.account_id,
+            postings.c.minutes,
+            accounts.c.kind,
+            members.c.display_name,
+        )
         .select_from(
             postings.join(accounts, accounts.c.id == postings.c.account_id).outerjoin(
                 members, members.c.id == accounts.c.member_id
             )
         )
-        .where(postings.c.transaction_id.in_(transaction_ids), postings.c.account_id != account_id)
+        .where(
+            postings.c.organisation_id == organisation_id,
+            postings.c.transaction_id.in_([row.transaction_id for row in rows]),
+        )
         .order_by(postings.c.transaction_id, postings.c.id)
-    )
+    ):
+        legs[leg.transaction_id].append(leg)
     for row in rows:
-        names[row.transaction_id].append(account_label(AccountKind(row.kind), row.display_name))
+        these = legs[row.transaction_id]
+        visible = legs_a_member_sees(
+            TransactionKind(row.kind),
+            TransactionKind(row.reverses_kind) if row.reverses_kind else None,
+            [(leg.account_id, leg.minutes) for leg in these],
+            account_id,
+        )
+        names[row.transaction_id] = [
+            account_label(AccountKind(leg.kind), leg.display_name)
+            for leg in these
+            if leg.account_id != account_id and leg.account_id in visible
+        ]
     return names
+
+
+async def account_labels(db: Database, organisation_id: int, account_ids: Iterable[int]) -> dict[int, str]:
+    """How each account is named to people: the member's name, "Agency account", "Community pot"."""
+    wanted = sorted(set(account_ids))
+    if not wanted:
+        return {}
+    async with db.autocommit() as conn:
+        rows = await conn.execute(
+            select(accounts.c.id, accounts.c.kind, members.c.display_name)
+            .select_from(accounts.outerjoin(members, members.c.id == accounts.c.member_id))
+            .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(wanted))
+        )
+        return {row.id: account_label(AccountKind(row.kind), row.display_name) for row in rows}
 
 
 def account_label(kind: AccountKind, display_name: str | None) -> str:
@@ -187,10 +275,14 @@ async def _require_account(conn: AsyncConnection, organisation_id: int, account_
         raise errors.AccountNotFound(f"no account {account_id} in this organisation")
 
 
-async def _sum_before(conn: AsyncConnection, account_id: int, before: dt.date) -> int:
+async def _sum_before(conn: AsyncConnection, organisation_id: int, account_id: int, before: dt.date) -> int:
+    return await _sum_of_postings(conn, organisation_id, account_id, postings.c.occurred_on < before)
+
+
+async def _sum_of_postings(conn: AsyncConnection, organisation_id: int, account_id: int, *conditions: Any) -> int:
     total = await conn.scalar(
         select(func.coalesce(func.sum(postings.c.minutes), 0)).where(
-            postings.c.account_id == account_id, postings.c.occurred_on < before
+            postings.c.organisation_id == organisation_id, postings.c.account_id == account_id, *conditions
         )
     )
     return int(total)
@@ -299,7 +391,11 @@ async def list_transactions(
         conditions.append(categories.c.name_key == category_key(category))  # as posting matches it
     if account_id is not None:
         conditions.append(
-            transactions.c.id.in_(select(postings.c.transaction_id).where(postings.c.account_id == account_id))
+            transactions.c.id.in_(
+                select(postings.c.transaction_id).where(
+                    postings.c.organisation_id == organisation_id, postings.c.account_id == account_id
+                )
+            )
         )
     if after is not None:
         conditions.append(
@@ -327,7 +423,10 @@ async def list_transactions(
                     postings.c.balance_after,
                     postings.c.account_version,
                 )
-                .where(postings.c.transaction_id.in_([row.id for row in rows]))
+                .where(
+                    postings.c.organisation_id == organisation_id,
+                    postings.c.transaction_id.in_([row.id for row in rows]),
+                )
                 .order_by(postings.c.id)
             ):
                 lines[line.transaction_id].append(PostingLine(*line[1:]))

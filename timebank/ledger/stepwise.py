@@ -56,6 +56,7 @@ def today_in(timezone: str) -> dt.date:
 async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedTransaction:
     """Post ``entry`` inside the caller's transaction on ``conn``."""
     legs = entry.legs
+    original = None
     allowed_kinds = entry.allowed_kinds
     occurred_on = entry.occurred_on
     category: Any = _category_lookup(entry)
@@ -99,6 +100,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         idempotency_key=entry.idempotency_key,
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
+        reverses_kind=original.kind if original is not None else None,
     )
 
 
