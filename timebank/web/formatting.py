@@ -10,8 +10,8 @@ from timebank.web.i18n import PageLocale
 def hours_in_words(minutes: int, language: PageLocale) -> str:
     """How long ``minutes`` is, without its sign: "1 hour 30 minutes", "45 minutes", "0 hours"."""
     hours, rest = divmod(abs(minutes), 60)
-    hours_text = language.ngettext("%(num)d hour", "%(num)d hours", hours) % {"num": hours}
-    minutes_text = language.ngettext("%(num)d minute", "%(num)d minutes", rest) % {"num": rest}
+    hours_text = language.ngettext("%(num)s hour", "%(num)s hours", hours) % {"num": language.format_number(hours)}
+    minutes_text = language.ngettext("%(num)s minute", "%(num)s minutes", rest) % {"num": language.format_number(rest)}
     if rest == 0:
         return hours_text
     if hours == 0:

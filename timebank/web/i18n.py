@@ -17,6 +17,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
@@ -44,6 +45,10 @@ class PageLocale:
     def format_date(self, value: dt.date) -> str:
         """As people write dates: 3 November 2026."""
         return format_date(value, format="long", locale=self.locale)
+
+    def format_number(self, value: int) -> str:
+        """A whole number with the locale's grouping: 10,000."""
+        return format_decimal(value, locale=self.locale)
 
 
 @lru_cache

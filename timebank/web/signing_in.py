@@ -7,7 +7,7 @@ from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response, Template
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -70,7 +70,9 @@ async def memberships_of(db: DatabaseDep, user_id: int) -> list[dict[str, str]]:
 
 
 @get("/", name="start")
-async def start(request: Request, db: DatabaseDep, settings: SettingsDep, notice: str | None = None) -> Response:
+async def start(
+    request: Request, db: DatabaseDep, settings: SettingsDep, notice: FromQuery[str | None] = None
+) -> Response:
     """Signed out: the welcome and the sign-in form. Signed in: on to the person's home."""
     user = await find_signed_in(request, db, settings)
     if user is None:
@@ -132,6 +134,7 @@ async def sign_out(request: Request, db: DatabaseDep, settings: SettingsDep) -> 
 @post(
     "/keep-alive",
     name="keep-alive",
+    status_code=200,
     dependencies={"user": Provide(provide_signed_in_any_password)},
 )
 async def keep_alive(user: SignedInDep, db: DatabaseDep, settings: SettingsDep) -> dict[str, int]:

@@ -7,7 +7,7 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 """
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from timebank.web.formatting import hours_in_words
