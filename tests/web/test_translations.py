@@ -53,7 +53,7 @@ def untranslated(html: str, data: set[str]) -> str:
         text = inner.sub(" ", text)
     for value in sorted(data, key=len, reverse=True):
         text = text.replace(value, " ")
-    return re.sub(r"[\s\d.,:;!?()–—-]+", " ", text).strip()
+    return re.sub(r"[\s\d.,:;!?()\u2013\u2014-]+", " ", text).strip()
 
 
 def test_the_catalogue_holds_every_text_of_the_templates_and_code() -> None:
