@@ -120,9 +120,11 @@ async def seed(database_url: str) -> Seeded:
 
 
 @contextmanager
-def live_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
-    """Migrate and seed ``database_url``, serve it on a free port, and stop the server afterwards."""
-    with ServerProcess(database_url, workdir) as server:
+def live_server(database_url: str, workdir: Path, **settings: str) -> Iterator[LiveServer]:
+    """Migrate and seed ``database_url``, serve it on a free port, and stop the server afterwards.
+
+    ``settings`` are more TIMEBANK_* settings by name (``cookie_secure="false"``)."""
+    with ServerProcess(database_url, workdir, **settings) as server:
         server.migrate()
         seeded = asyncio.run(seed(database_url))
         server.start()

@@ -43,7 +43,7 @@ def session_cookie(settings: Settings, value: str, expires_at: dt.datetime | Non
     """The session cookie: HttpOnly, SameSite=Lax, Secure unless TIMEBANK_COOKIE_SECURE=false.
 
     No max-age: it is a browser-session cookie ("remember me" is not offered on shared computers).
-    An empty value with expires in the past deletes it.
+    An empty value with max-age 0 deletes it.
     """
     return Cookie(
         key=sessions.COOKIE_NAME,
@@ -52,7 +52,7 @@ def session_cookie(settings: Settings, value: str, expires_at: dt.datetime | Non
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        expires=0 if expires_at is None else None,
+        max_age=0 if expires_at is None else None,
     )
 
 
@@ -77,7 +77,7 @@ async def start(
     user = await find_signed_in(request, db, settings)
     if user is None:
         timed_out = request.cookies.get(sessions.COOKIE_NAME) is not None
-        answer = page("pages/start.html", notice="timed_out" if timed_out else notice, errors=[], username="",
+        answer = page("pages/start.html", notice=notice or ("timed_out" if timed_out else None), errors=[], username="",
                       error_field=None)  # fmt: skip
         if timed_out:
             answer.cookies.append(session_cookie(settings, "", None))
