@@ -86,6 +86,15 @@ class Site:
             conn.execute(statement, parameters)
 
 
+@pytest.fixture(scope="module")
+def short_idle_site(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterator[Site]:
+    """A second server whose sessions end after 12 idle seconds (the warning comes at 6)."""
+    workdir = tmp_path_factory.mktemp("browser-short-idle")
+    url = f"sqlite+aiosqlite:///{workdir / 'timebank.sqlite3'}"
+    with live_server(url, workdir, cookie_secure="false", session_idle_minutes="0.2") as live:
+        yield Site(live, workdir / "timebank.sqlite3")
+
+
 @pytest.fixture(scope="session")
 def site(server: LiveServer) -> Site:
     database_file = Path(server.log_file.parent / "timebank.sqlite3")
@@ -135,6 +144,13 @@ def console() -> Iterator[Console]:
 @pytest.fixture
 def page(browser: Browser, site: Site, console: Console) -> Iterator[Page]:
     context = _context(browser, site, console)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def short_idle_page(browser: Browser, short_idle_site: Site, console: Console) -> Iterator[Page]:
+    context = _context(browser, short_idle_site, console)
     yield context.new_page()
     context.close()
 
