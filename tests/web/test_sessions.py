@@ -10,7 +10,8 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import select, update
 
-from tests.api.conftest import PASSWORD, ApiOrg, client_for, make_app
+from tests.api.conftest import PASSWORD, ApiOrg, client_for, make_api_org, make_app
+from tests.api.conftest import test_settings as settings_for_tests
 from tests.web.support import Browser, browser, signed_in, visible_text
 from timebank.db import Database
 from timebank.models import BrowserSession, Member, User
@@ -239,3 +240,34 @@ class TestTemporaryPasswords:
             assert (await api.get("/api/v1/me", headers=headers)).status_code == 200
             # Other tokens of the user end with the change: the password was known to someone else.
             assert (await api.get("/api/v1/me", headers=temporary.member.headers)).status_code == 401
+
+
+class TestOrganisations:
+    async def test_someone_in_several_organisations_chooses_where_to_go(
+        self, app: Litestar, db: Database, api_org: ApiOrg
+    ) -> None:
+        second = await make_api_org(db)
+        async with db.transaction() as conn:
+            await conn.execute(
+                update(members).where(members.c.id == second.member.member_id).values(user_id=api_org.member.user_id)
+            )
+        page = await signed_in(app, db, api_org.member)
+        chooser = await page.get("/")
+        assert chooser.status_code == 200
+        text = visible_text(chooser.text)
+        assert "Choose where to go" in text
+        assert f"Test centre {api_org.slug}" in text and f"Test centre {second.slug}" in text
+        assert f'href="/orgs/{second.slug}/"' in chooser.text
+        assert (await page.get(f"/orgs/{second.slug}/")).status_code == 200
+
+
+class TestCookieSetting:
+    @pytest.mark.parametrize(
+        ("environment", "setting", "secure"),
+        [("development", None, False), ("test", None, True), ("production", None, True), ("production", False, False)],
+    )
+    def test_cookies_are_secure_outside_development_unless_turned_off(
+        self, environment: str, setting: bool | None, secure: bool
+    ) -> None:
+        settings = settings_for_tests(environment=environment, cookie_secure=setting)
+        assert settings.secure_cookies is secure
