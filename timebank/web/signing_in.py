@@ -1,6 +1,7 @@
 """The start page, signing in and out, staying signed in, and changing a password."""
 
 import datetime as dt
+import math
 from typing import Annotated
 
 from litestar import Request, get, post
@@ -77,8 +78,8 @@ async def start(
     user = await find_signed_in(request, db, settings)
     if user is None:
         timed_out = request.cookies.get(sessions.COOKIE_NAME) is not None
-        answer = page("pages/start.html", notice=notice or ("timed_out" if timed_out else None), errors=[], username="",
-                      error_field=None)  # fmt: skip
+        notice = notice or ("timed_out" if timed_out else None)
+        answer = page("pages/start.html", notice=notice, errors=[], username="", error_field=None)
         if timed_out:
             answer.cookies.append(session_cookie(settings, "", None))
         return answer
@@ -95,8 +96,15 @@ async def sign_in(
     request: Request, data: Annotated[SignInForm, Form], db: DatabaseDep, settings: SettingsDep
 ) -> Response:
     def refused(kind: str, field: str, status_code: int, **values: object) -> Template:
-        return page("pages/start.html", status_code=status_code, notice=None, username=data.username,
-                    errors=[{"kind": kind, "href": f"#{field}", **values}], error_field=field)  # fmt: skip
+        errors = [{"kind": kind, "href": f"#{field}", **values}]
+        return page(
+            "pages/start.html",
+            status_code=status_code,
+            notice=None,
+            username=data.username,
+            errors=errors,
+            error_field=field,
+        )
 
     if not data.username.strip():
         return refused("no_username", "username", 400)
@@ -107,9 +115,8 @@ async def sign_in(
     except WrongCredentials:
         return refused("wrong_password", "password", 400)
     except SignInThrottled as throttled:
-        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=throttled.retry_after_seconds)
-        return refused("throttled", "password", 429, minutes=max(round(throttled.retry_after_seconds / 60), 1),
-                       until=until)  # fmt: skip
+        # Said in whole minutes, rounded up: "Wait 15 minutes and try again".
+        return refused("throttled", "password", 429, minutes=max(math.ceil(throttled.retry_after_seconds / 60), 1))
     new = await sessions.start_session(db, settings, user.user_id)
     # A session someone had before (on this browser) ends: a new id at every sign-in.
     old = request.cookies.get(sessions.COOKIE_NAME)
@@ -160,8 +167,14 @@ async def change_password_form(
     settings: SettingsDep,
 ) -> Response:
     def refused(kind: str, field: str, status_code: int = 400) -> Template:
-        return page("pages/change_password.html", user=user, status_code=status_code,
-                    errors=[{"kind": kind, "href": f"#{field}"}], field_errors={field: kind})  # fmt: skip
+        errors = [{"kind": kind, "href": f"#{field}"}]
+        return page(
+            "pages/change_password.html",
+            user=user,
+            status_code=status_code,
+            errors=errors,
+            field_errors={field: kind},
+        )
 
     if not data.current_password:
         return refused("no_current_password", "current_password")
