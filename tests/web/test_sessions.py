@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from tests.api.conftest import PASSWORD, ApiOrg, client_for, make_api_org, make_app
 from tests.api.conftest import test_settings as settings_for_tests
 from tests.web.support import Browser, browser, signed_in, visible_text
+from timebank.auth.service import give_temporary_password
 from timebank.db import Database
 from timebank.models import BrowserSession, Member, User
 from timebank.web import sessions
@@ -214,6 +215,21 @@ class TestTemporaryPasswords:
         done = await page.post("/change-password", {"current_password": PASSWORD, "new_password": new_password})
         assert done.status_code == 303 and done.headers["location"] == "/change-password/done"
         assert (await page.get(f"/orgs/{temporary.slug}/")).status_code == 200
+
+    async def test_a_temporary_password_given_ends_every_open_session_and_token(
+        self, app: Litestar, db: Database, api_org: ApiOrg
+    ) -> None:
+        page = await signed_in(app, db, api_org.other_member)
+        assert (await page.get(f"/orgs/{api_org.slug}/")).status_code == 200
+        await give_temporary_password(db, api_org.other_member.user_id, "handed over in person")
+        assert (await page.get(f"/orgs/{api_org.slug}/")).status_code == 303
+        async with client_for(app) as api:
+            assert (await api.get("/api/v1/me", headers=api_org.other_member.headers)).status_code == 401
+        fresh = browser(app)
+        signing_in = await sign_in(fresh, api_org.other_member.username, "handed over in person")
+        assert signing_in.headers["location"] == "/change-password"
+        with pytest.raises(ValueError):
+            await give_temporary_password(db, api_org.other_member.user_id, "short")
 
     async def test_the_api_refuses_everything_but_changing_it(self, app: Litestar, temporary: ApiOrg) -> None:
         async with client_for(app) as api:

@@ -121,3 +121,29 @@ async def change_password(
             )
             .values(revoked_at=now)
         )
+
+
+async def give_temporary_password(db: Database, user_id: int, password: str) -> None:
+    """Set a password someone else chose (staff resetting it, or a new sign-in): it must be
+    changed at the next sign-in, and every open session and token of the user ends now.
+
+    Raises ``ValueError`` for a password that is too short. Who may do this is the caller's
+    rule (see issue 9: staff only for plain members of their own organisation).
+    """
+    check_new_password(password)
+    new_hash = await asyncio.to_thread(hash_password, password)
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True)
+        )
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await conn.execute(
+            update(browser_sessions)
+            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
