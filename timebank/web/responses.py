@@ -1,6 +1,7 @@
 """Answers of page handlers: a rendered page, or a redirect after a POST (post/redirect/get)."""
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from litestar.response import Redirect, Template
@@ -27,6 +28,15 @@ def page(
         # Said in whole minutes ("in 3 minutes"), never "in 0 minutes".
         values["idle_warning_minutes"] = max(round(user.idle_warning_seconds / 60), 1)
     return Template(template_name=template_name, context=values, status_code=status_code)
+
+
+def new_form_key() -> str:
+    """The idempotency key of one showing of a form (the form_key macro puts it in the form).
+
+    The POST hands it to the ledger as its Idempotency-Key: a second submit of the same form
+    replays the first result instead of posting again.
+    """
+    return uuid.uuid4().hex
 
 
 def see_other(path: str) -> Redirect:
