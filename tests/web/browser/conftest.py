@@ -57,7 +57,7 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("browser-server")
     url = f"sqlite+aiosqlite:///{workdir / 'timebank.sqlite3'}"
@@ -95,20 +95,22 @@ def short_idle_site(tmp_path_factory: pytest.TempPathFactory, chromium_path: Pat
         yield Site(live, workdir / "timebank.sqlite3")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(server: LiveServer) -> Site:
     database_file = Path(server.log_file.parent / "timebank.sqlite3")
     return Site(server, database_file)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: while Playwright's sync API runs, its event loop counts as running in this
+# thread, and the rest of the suite (asyncio.run in fixtures) must not meet it.
+@pytest.fixture(scope="package")
 def playwright(server: LiveServer) -> Iterator[Playwright]:
     # After the server: seeding it uses asyncio.run, which cannot run inside Playwright's loop.
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright, chromium_path: Path) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
     yield launched
