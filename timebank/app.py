@@ -20,7 +20,7 @@ from timebank.access_log import access_log_middleware
 from timebank.accounts.endpoints import AccountController
 from timebank.api.docs import ApiExplorerPlugin
 from timebank.auth.context import provide_org_context
-from timebank.auth.endpoints import AuthController, me
+from timebank.auth.endpoints import AuthController, change_my_password, me
 from timebank.config import Settings, get_settings
 from timebank.control_characters import control_character_middleware
 from timebank.db import Database, create_database
@@ -30,12 +30,20 @@ from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController
 from timebank.orgs.endpoints import OrganisationController, create_org
 from timebank.security import add_security_headers
+from timebank.web import csrf_config, page_routes
+from timebank.web.errors import with_page_errors
+from timebank.web.i18n import PageLocale
+from timebank.web.templating import template_config
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> Litestar:
-    """Build the app. Pass ``database`` to share one the caller owns (tests); else one is made."""
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, language: PageLocale | None = None
+) -> Litestar:
+    """Build the app. Pass ``database`` to share one the caller owns (tests); else one is made.
+
+    ``language`` is the pages' locale (en-GB unless given; tests pass a pseudo-locale)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -70,9 +78,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             ready,
             AuthController,
             me,
+            change_my_password,
             create_org,
             organisation_api,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+            *page_routes(),
         ],
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
@@ -82,7 +92,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=[lifespan],
         middleware=[access_log_middleware, control_character_middleware],
         before_send=[add_security_headers],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=with_page_errors(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
+        template_config=template_config(language),
+        csrf_config=csrf_config(settings),
         openapi_config=OpenAPIConfig(
             title="Timebank",
             version=__version__,

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     sign_in_window_minutes: float = 15.0
     # Largest request body accepted, in bytes.
     max_request_bytes: int = 64 * 1024
+    # Pages: a browser session ends after this many idle minutes (a warning comes a few
+    # minutes before), and after session_max_hours however active it is.
+    session_idle_minutes: float = 30.0
+    session_max_hours: float = 12.0
+    # Send the session and form cookies only over HTTPS. Unset: on, except in development.
+    # Set TIMEBANK_COOKIE_SECURE=false to serve the pages over plain HTTP (not on a network).
+    cookie_secure: bool | None = None
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> "Settings":
@@ -46,6 +53,10 @@ class Settings(BaseSettings):
         if len(self.secret_key) < 32:
             raise ValueError("TIMEBANK_SECRET_KEY must be at least 32 characters long")
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.environment != "development" if self.cookie_secure is None else self.cookie_secure
 
     @property
     def async_database_url(self) -> str:

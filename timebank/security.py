@@ -11,6 +11,13 @@ DOCS_CSP = (
     "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_PATH_PREFIXES = ("/schema", "/static/")
+# The pages: this site's own scripts, styles and images only; no inline script or style;
+# forms post only here. Everything else (the API, /health, /ready) keeps API_CSP.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+NOT_PAGE_PREFIXES = ("/api/", "/health", "/ready", "/metrics")
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -20,12 +27,22 @@ _COMMON = [
 ]
 _API_HEADERS = [*_COMMON, (b"content-security-policy", API_CSP.encode()), (b"cache-control", b"no-store")]
 _DOCS_HEADERS = [*_COMMON, (b"content-security-policy", DOCS_CSP.encode())]
+# no-store: Back after "Sign out" on a shared computer must not show anyone's hours.
+_PAGE_HEADERS = [*_COMMON, (b"content-security-policy", PAGE_CSP.encode()), (b"cache-control", b"no-store")]
+
+
+def _headers_for(path: str) -> list[tuple[bytes, bytes]]:
+    if path.startswith(DOCS_PATH_PREFIXES):
+        return _DOCS_HEADERS
+    if path.startswith(NOT_PAGE_PREFIXES):
+        return _API_HEADERS
+    return _PAGE_HEADERS
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
     """A ``before_send`` hook: it sees every response, 404s for unknown paths included."""
     if message["type"] == "http.response.start":
-        extra = _DOCS_HEADERS if scope["path"].startswith(DOCS_PATH_PREFIXES) else _API_HEADERS
+        extra = _headers_for(scope["path"])
         headers = MutableScopeHeaders.from_message(message)
         for name, value in extra:
             headers.add(name.decode(), value.decode())

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,10 +121,14 @@ async def seed(database_url: str) -> Seeded:
 
 
 @contextmanager
-def live_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
-    """Migrate and seed ``database_url``, serve it on a free port, and stop the server afterwards."""
-    with ServerProcess(database_url, workdir) as server:
+def live_server(database_url: str, workdir: Path, **settings: str) -> Iterator[LiveServer]:
+    """Migrate and seed ``database_url``, serve it on a free port, and stop the server afterwards.
+
+    ``settings`` are more TIMEBANK_* settings by name (``cookie_secure="false"``)."""
+    with ServerProcess(database_url, workdir, **settings) as server:
         server.migrate()
-        seeded = asyncio.run(seed(database_url))
+        # In a thread of its own: the caller may be inside a running loop (Playwright's sync API).
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            seeded = thread.submit(asyncio.run, seed(database_url)).result()
         server.start()
         yield LiveServer(server.base_url, seeded, server.log_file)

@@ -60,7 +60,8 @@ class TestSignIn:
         r = await sign_in(client, person.username)
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"access_token", "token_type", "expires_at"}
+        assert set(body) == {"access_token", "token_type", "expires_at", "must_change_password"}
+        assert body["must_change_password"] is False
         assert body["token_type"] == "bearer"
         expires_at = dt.datetime.fromisoformat(body["expires_at"])
         # The default lifetime is 12 hours.

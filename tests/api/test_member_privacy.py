@@ -172,6 +172,13 @@ async def calls_for(scene: Scene, operation: tuple[str, str]) -> list[tuple[str,
         return [("sign in", "/api/v1/auth/token", {"json": {"username": me.username, "password": PASSWORD}})]
     if operation == ("DELETE", "/api/v1/auth/token"):
         return [("sign out", "/api/v1/auth/token", {"headers": headers})]
+    if operation == ("POST", "/api/v1/me/password"):
+        same = {"current_password": PASSWORD, "new_password": PASSWORD}
+        wrong = {"current_password": "not my password", "new_password": PASSWORD}
+        return [
+            ("wrong current password", "/api/v1/me/password", {"headers": headers, "json": wrong}),
+            ("change password", "/api/v1/me/password", {"headers": headers, "json": same}),
+        ]
     if operation == ("GET", "/api/v1/me"):
         return [("me", "/api/v1/me", {"headers": headers})]
     if operation == ("GET", ORG):

@@ -23,6 +23,7 @@ from tests.conftest import make_org
 from tests.hostile.conftest import refused, run_command
 from timebank.db import Database, create_database
 from timebank.models import Role, User
+from timebank.security import NOT_PAGE_PREFIXES
 
 users = User.__table__
 TOKEN = "/api/v1/auth/token"
@@ -174,9 +175,16 @@ def check_security_headers(response: httpx.Response) -> None:
     directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
     assert directives["default-src"] == ["'none'"], f"{where}: {csp}"
     assert directives["frame-ancestors"] == ["'none'"], f"{where}: {csp}"
-    if response.request.url.path.startswith(DOCS_PREFIXES):
+    path = response.request.url.path
+    if path.startswith(DOCS_PREFIXES):
         assert "'unsafe-inline'" not in directives.get("script-src", []), f"{where}: {csp}"
         assert "'unsafe-eval'" not in directives.get("script-src", []), f"{where}: {csp}"
+    elif not path.startswith(NOT_PAGE_PREFIXES):
+        # A page: its own files only, forms post here, nothing inline, and never kept in a cache.
+        assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp, f"{where}: {csp}"
+        for directive in ("script-src", "style-src", "img-src", "form-action"):
+            assert directives[directive] == ["'self'"], f"{where}: {csp}"
+        assert headers.get("cache-control") == "no-store", f"{where}: {headers.get('cache-control')}"
     else:
         assert set(directives) == {"default-src", "frame-ancestors", "base-uri", "form-action"}, f"{where}: {csp}"
 

@@ -7,7 +7,9 @@ deactivated user loses access at the very next request.
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import Request
 from litestar.di import NamedDependency
@@ -35,6 +37,7 @@ class Caller:
     username: str
     is_site_admin: bool
     token_hash: str
+    must_change_password: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ _LIVE_TOKEN = and_(
     users.c.is_active.is_(True),
 )
 _CALLER = HotQuery(
-    select(users.c.id, users.c.username, users.c.is_site_admin)
+    select(users.c.id, users.c.username, users.c.is_site_admin, users.c.must_change_password)
     .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
     .where(_LIVE_TOKEN)
 )
@@ -92,6 +95,7 @@ _CALLER_IN_ORGANISATION = HotQuery(
         users.c.id.label("user_id"),
         users.c.username,
         users.c.is_site_admin,
+        users.c.must_change_password,
         organisations.c.id.label("organisation_id"),
         organisations.c.timezone,
         members.c.id.label("member_id"),
@@ -114,14 +118,30 @@ _CALLER_IN_ORGANISATION = HotQuery(
     .where(_LIVE_TOKEN)
 )
 _EXPIRED = "the token is invalid, expired or revoked; sign in again"
+MUST_CHANGE_PASSWORD = (
+    "your password is a temporary one: change it first with POST /api/v1/me/password; "
+    "until then nothing else is allowed"
+)
 
 
-async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
+def _refuse_temporary_password(row: Mapping[str, Any]) -> None:
+    if row["must_change_password"]:
+        raise PermissionDeniedException(MUST_CHANGE_PASSWORD, extra={"must_change_password": True})
+
+
+async def provide_caller_with_any_password(request: Request, db: NamedDependency[Database]) -> Caller:
+    """The caller, even one whose password is temporary (changing it, signing out)."""
     token_hash = _bearer_token_hash(request)
     row = await _CALLER.first(db, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC)})
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
-    return Caller(row["id"], row["username"], row["is_site_admin"], token_hash)
+    return Caller(row["id"], row["username"], row["is_site_admin"], token_hash, row["must_change_password"])
+
+
+async def provide_caller(request: Request, db: NamedDependency[Database]) -> Caller:
+    caller = await provide_caller_with_any_password(request, db)
+    _refuse_temporary_password({"must_change_password": caller.must_change_password})
+    return caller
 
 
 async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
@@ -132,6 +152,7 @@ async def provide_org_context(request: Request, org: FromPath[str], db: NamedDep
     )
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
+    _refuse_temporary_password(row)
     if row["member_id"] is None:
         # The same answer whether the organisation does not exist or is not theirs.
         raise NotFoundException(f"no organisation {org!r}")

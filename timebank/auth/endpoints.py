@@ -1,32 +1,32 @@
 """Sign-in and identity: /api/v1/auth/token and /api/v1/me."""
 
-import asyncio
 import datetime as dt
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy import select
 
 from timebank.api.dependencies import CallerDep, DatabaseDep, SettingsDep
 from timebank.api.schemas import error_responses
-from timebank.auth import rate_limit
-from timebank.auth.context import provide_caller
-from timebank.auth.passwords import hash_password, normalise_username, verify_password
-from timebank.auth.schemas import Me, MyMembership, TokenRequest, TokenResponse
+from timebank.auth.context import provide_caller, provide_caller_with_any_password
+from timebank.auth.schemas import Me, MyMembership, PasswordChange, TokenRequest, TokenResponse
+from timebank.auth.service import WrongCredentials, WrongCurrentPassword, authenticate, change_password
 from timebank.auth.tokens import issue_token, revoke_token
-from timebank.models import Account, Member, Organisation, Role, User
+from timebank.models import Account, Member, Organisation, Role
 
 WRONG_CREDENTIALS = "wrong username or password"
-# Verified against when the username is unknown, so both cases take the same time.
-_DUMMY_HASH = hash_password("timing-equaliser-not-a-real-password")
 
-users = User.__table__
 members = Member.__table__
 accounts = Account.__table__
 organisations = Organisation.__table__
+
+
+def client_address(request: Request) -> str:
+    """What the sign-in rate limit counts per client."""
+    return request.client.host if request.client else "unknown"
 
 
 class AuthController(Controller):
@@ -44,37 +44,19 @@ class AuthController(Controller):
     async def sign_in(
         self, request: Request, data: JSONBody[TokenRequest], db: DatabaseDep, settings: SettingsDep
     ) -> TokenResponse:
-        username = normalise_username(data.username)
-        client = request.client.host if request.client else "unknown"
-        window = dt.timedelta(minutes=settings.sign_in_window_minutes)
-        await rate_limit.check_not_throttled(
-            db,
-            username,
-            client,
-            per_user=settings.sign_in_failures_per_user,
-            per_client=settings.sign_in_failures_per_client,
-            window=window,
-        )
-        async with db.autocommit() as conn:
-            user = (
-                await conn.execute(
-                    select(users.c.id, users.c.password_hash, users.c.is_active).where(users.c.username == username)
-                )
-            ).first()
-        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-        valid = await asyncio.to_thread(verify_password, user.password_hash if user else _DUMMY_HASH, data.password)
-        if not (user and valid and user.is_active):
-            await rate_limit.record_failure(db, username, client, window=window)
-            raise NotAuthorizedException(WRONG_CREDENTIALS)
-        await rate_limit.clear_user_failures(db, username)
-        token, expires_at = await issue_token(db, user.id, dt.timedelta(hours=settings.token_ttl_hours))
-        return TokenResponse(access_token=token, expires_at=expires_at)
+        try:
+            user = await authenticate(db, settings, data.username, data.password, client_address(request))
+        except WrongCredentials:
+            raise NotAuthorizedException(WRONG_CREDENTIALS) from None
+        token, expires_at = await issue_token(db, user.user_id, dt.timedelta(hours=settings.token_ttl_hours))
+        return TokenResponse(access_token=token, expires_at=expires_at, must_change_password=user.must_change_password)
 
     @delete(
         "/token",
         status_code=HTTP_204_NO_CONTENT,
         summary="Sign out: revoke the token in use",
-        dependencies={"caller": Provide(provide_caller)},
+        # Signing out is allowed with a temporary password too.
+        dependencies={"caller": Provide(provide_caller_with_any_password)},
         responses=error_responses(401, 503),
     )
     async def sign_out(self, caller: CallerDep, db: DatabaseDep) -> None:
@@ -117,3 +99,39 @@ async def me(caller: CallerDep, db: DatabaseDep) -> Me:
             for r in rows
         ],
     )
+
+
+@post(
+    "/api/v1/me/password",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Change your password (the one thing allowed while a temporary password is in use)",
+    description=(
+        "Give the current password and a new one (at least 8 characters). Clears the need to change a "
+        "temporary password, and signs out every other token and browser session of the user; the "
+        "token in use stays valid. A wrong current password counts as a failed sign-in."
+    ),
+    tags=["sign-in"],
+    dependencies={"caller": Provide(provide_caller_with_any_password)},
+    responses=error_responses(400, 401, 429, 503),
+)
+async def change_my_password(
+    request: Request, data: JSONBody[PasswordChange], caller: CallerDep, db: DatabaseDep, settings: SettingsDep
+) -> None:
+    try:
+        await change_password(
+            db,
+            settings,
+            user_id=caller.user_id,
+            username=caller.username,
+            current_password=data.current_password,
+            new_password=data.new_password,
+            client=client_address(request),
+            keep_token_hash=caller.token_hash,
+        )
+    except ValueError as exc:
+        raise ValidationException(str(exc), extra=[{"key": "new_password", "message": str(exc)}]) from None
+    except WrongCurrentPassword:
+        raise ValidationException(
+            "the current password is wrong",
+            extra=[{"key": "current_password", "message": "the current password is wrong"}],
+        ) from None

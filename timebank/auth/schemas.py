@@ -18,6 +18,15 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_at: dt.datetime
+    # True after a temporary password: only POST /api/v1/me/password is allowed until it is changed.
+    must_change_password: bool = False
+
+
+class PasswordChange(InputModel):
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
 
 
 class MyMembership(BaseModel):

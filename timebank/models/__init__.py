@@ -3,6 +3,7 @@
 from timebank.models.account import Account, AccountKind
 from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
+from timebank.models.browser_session import BrowserSession
 from timebank.models.category import Category, category_key
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
@@ -15,6 +16,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "ApiToken",
+    "BrowserSession",
     "Category",
     "Member",
     "Organisation",

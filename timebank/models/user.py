@@ -1,5 +1,6 @@
 import datetime as dt
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from timebank.models.base import created_at_field, id_field
@@ -21,4 +22,7 @@ class User(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     is_active: bool = True
     is_site_admin: bool = False
+    # A temporary password (given by staff, or at registration) must be changed at the next
+    # sign-in; until then the pages ask for it and the API refuses all but POST /api/v1/me/password.
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: dt.datetime = created_at_field()

@@ -1,0 +1,133 @@
+"""Who may open which page, for every page route, from one table (like tests/api/test_authorisation_matrix.py).
+
+The routes are read from the app, so a new page without a row fails
+``test_every_page_route_has_a_row``. The callers (the columns):
+
+- ``anonymous``: no session cookie;
+- ``member``, ``staff``, ``coordinator`` of the organisation;
+- ``other_coordinator``: the coordinator of another organisation, opening this one's pages.
+
+A signed-out visitor to a page that needs a session is sent to the start page (303); an
+organisation one does not belong to is a not-found page (404), whether it exists or not.
+Every cell uses a fresh session.
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+
+from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
+from tests.web.support import signed_in
+from timebank.db import Database
+
+ROLES = ("anonymous", "member", "staff", "coordinator", "other_coordinator")
+# Served to everyone and not pages (see tests/api/test_authorisation_matrix.py).
+NOT_PAGES = ("/api/", "/health", "/ready", "/schema", "/static")
+
+
+@dataclass
+class World:
+    db: Database
+    home: ApiOrg
+    elsewhere: ApiOrg
+
+    def actor(self, role: str) -> Person | None:
+        return {
+            "anonymous": None,
+            "member": self.home.member,
+            "staff": self.home.staff,
+            "coordinator": self.home.coordinator,
+            "other_coordinator": self.elsewhere.coordinator,
+        }[role]
+
+
+@dataclass
+class Call:
+    params: dict[str, object] = field(default_factory=dict)
+    form: dict[str, str] | None = None
+
+
+Build = Callable[[World, Person | None], Awaitable[Call]]
+
+
+@dataclass(frozen=True)
+class Row:
+    statuses: tuple[int, int, int, int, int]  # in the order of ROLES
+    build: Build
+
+
+async def _nothing(world: World, actor: Person | None) -> Call:
+    return Call()
+
+
+async def _sign_in(world: World, actor: Person | None) -> Call:
+    # Anonymous is who signs in: with the member's username and password.
+    return Call(form={"username": (actor or world.home.member).username, "password": PASSWORD})
+
+
+async def _same_password(world: World, actor: Person | None) -> Call:
+    return Call(form={"current_password": PASSWORD, "new_password": PASSWORD})
+
+
+ORG = "/orgs/{org:str}"
+
+# fmt: off
+PAGE_MATRIX: dict[tuple[str, str], Row] = {
+    #                                                   anon memb staff coord o-co
+    ("GET", "/"):                                  Row((200, 303, 303, 303, 303), _nothing),
+    ("POST", "/sign-in"):                          Row((303, 303, 303, 303, 303), _sign_in),
+    ("POST", "/sign-out"):                         Row((303, 303, 303, 303, 303), _nothing),
+    ("POST", "/keep-alive"):                       Row((303, 200, 200, 200, 200), _nothing),
+    ("GET", "/change-password"):                   Row((303, 200, 200, 200, 200), _nothing),
+    ("POST", "/change-password"):                  Row((303, 303, 303, 303, 303), _same_password),
+    ("GET", "/change-password/done"):              Row((303, 200, 200, 200, 200), _nothing),
+    ("GET", ORG):                                  Row((303, 200, 200, 200, 404), _nothing),
+}
+# fmt: on
+
+
+def page_routes(app: Litestar) -> set[tuple[str, str]]:
+    """(method, path) of every page route the app serves, paths as Litestar writes them."""
+    routes = set()
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and not route.path.startswith(NOT_PAGES):
+            routes |= {(method, route.path) for method in route.methods if method not in {"OPTIONS", "HEAD"}}
+    return routes
+
+
+@pytest.fixture(scope="module")
+async def world(db: Database) -> World:
+    return World(db, await make_api_org(db), await make_api_org(db))
+
+
+def test_every_page_route_has_a_row(app: Litestar) -> None:
+    served = page_routes(app)
+    assert served - PAGE_MATRIX.keys() == set(), "page routes with no row in PAGE_MATRIX: add one"
+    assert PAGE_MATRIX.keys() - served == set(), "rows in PAGE_MATRIX for routes the app no longer serves"
+
+
+@pytest.mark.parametrize("route", list(PAGE_MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_each_caller_gets_the_status_in_the_table(app: Litestar, world: World, route: tuple[str, str]) -> None:
+    method, path = route
+    actual, bodies = {}, {}
+    for role in ROLES:
+        actor = world.actor(role)
+        call = await PAGE_MATRIX[route].build(world, actor)
+        url = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path).format(org=world.home.slug, **call.params)
+        page = await signed_in(app, world.db, actor)
+        try:
+            answer = await (page.get(url) if method == "GET" else page.post(url, call.form))
+        finally:
+            await page.aclose()
+        actual[role], bodies[role] = answer.status_code, answer
+    assert actual == dict(zip(ROLES, PAGE_MATRIX[route].statuses, strict=True))
+    for role, answer in bodies.items():
+        if answer.status_code == 303:
+            assert answer.headers["location"].startswith("/"), (role, answer.headers)
+        elif answer.status_code >= 400:
+            # A friendly page, never JSON.
+            assert answer.headers["content-type"].startswith("text/html"), (role, answer.text[:200])

@@ -1,0 +1,114 @@
+"""Every text a person reads on the pages goes through gettext, and the catalogue holds them all.
+
+The pseudo-locale test renders every page with a language that wraps each
+translated text (and each Babel-formatted date and number) in ⟦ ⟧; whatever is
+left outside the brackets must be data (names), digits or punctuation. A text
+typed straight into a template or a handler fails it.
+"""
+
+import gettext
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from litestar import Litestar
+
+from tests.api.conftest import PASSWORD, ApiOrg, make_api_org
+from tests.api.conftest import test_settings as settings_for_tests
+from tests.web.support import Browser, browser, signed_in, visible_text
+from tests.web.test_page_authorisation import PAGE_MATRIX
+from timebank.app import create_app
+from timebank.db import Database
+from timebank.web.i18n import TRANSLATIONS_DIR, PageLocale, load_locale
+
+ROOT = Path(__file__).parents[2]
+OPEN, CLOSE = "⟦", "⟧"
+
+
+class PseudoTranslations(gettext.NullTranslations):
+    def gettext(self, message: str) -> str:
+        return f"{OPEN}{message}{CLOSE}"
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return f"{OPEN}{singular if n == 1 else plural}{CLOSE}"
+
+
+@dataclass(frozen=True)
+class PseudoLocale(PageLocale):
+    def format_date(self, value):  # type: ignore[no-untyped-def]
+        return f"{OPEN}{super().format_date(value)}{CLOSE}"
+
+    def format_number(self, value: int) -> str:
+        return f"{OPEN}{super().format_number(value)}{CLOSE}"
+
+
+def untranslated(html: str, data: set[str]) -> str:
+    """What is visible on the page but came from no translation (data and punctuation removed)."""
+    text = visible_text(html)
+    inner = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")
+    while inner.search(text):
+        text = inner.sub(" ", text)
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    return re.sub(r"[\s\d.,:;!?()\u2013\u2014-]+", " ", text).strip()
+
+
+def test_the_catalogue_holds_every_text_of_the_templates_and_code() -> None:
+    method_map = [("timebank/web/**.py", "python"), ("timebank/web/templates/**.html", "jinja2")]
+    options = {"timebank/web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    found = set()
+    for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map, options):
+        found.add(message if isinstance(message, str) else message[0])
+    with (TRANSLATIONS_DIR / "en_GB" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalogue = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(po) if m.id}
+    assert found - catalogue == set(), "texts missing from messages.po: run scripts/translations"
+    assert catalogue - found == set(), "texts in messages.po that nothing uses: run scripts/translations"
+
+
+@pytest.fixture(scope="module")
+def pseudo_app(db: Database) -> Litestar:
+    english = load_locale()
+    app = create_app(settings_for_tests(), database=db, language=PseudoLocale(PseudoTranslations(), english.locale))
+    app.state.db = db
+    return app
+
+
+@pytest.fixture(scope="module")
+async def pseudo_org(db: Database) -> ApiOrg:
+    return await make_api_org(db)
+
+
+async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
+    """Every GET page for each kind of person, and the pages that only a mistake shows."""
+    rendered = {}
+    for who, person in [("anonymous", None), ("member", org.member), ("staff", org.staff)]:
+        for method, path in PAGE_MATRIX:
+            if method != "GET":
+                continue
+            page: Browser = await signed_in(app, db, person)
+            url = re.sub(r"\{org:str\}", org.slug, path)
+            answer = await page.get(url)
+            if answer.status_code == 200:
+                rendered[f"{who} {url}"] = answer.text
+    anonymous = browser(app)
+    rendered["wrong password"] = (await anonymous.post("/sign-in", {"username": "x", "password": "y"})).text
+    rendered["signed out"] = (await anonymous.get("/?notice=signed_out")).text
+    rendered["not found"] = (await anonymous.get("/no/such/page")).text
+    rendered["expired form"] = (await anonymous.http.post("/sign-in", data={"username": "x"})).text
+    member = await signed_in(app, db, org.member)
+    short = await member.post("/change-password", {"current_password": PASSWORD, "new_password": "x"})
+    rendered["short password"] = short.text
+    return rendered
+
+
+async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
+    data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other"} | {
+        p.username.title() for p in (pseudo_org.staff, pseudo_org.member)
+    }
+    pages = await pages_of(pseudo_app, db, pseudo_org)
+    assert len(pages) >= 10, sorted(pages)
+    leftovers = {name: untranslated(html, data) for name, html in pages.items()}
+    assert {name: text for name, text in leftovers.items() if text} == {}

@@ -1,0 +1,149 @@
+"""Signing in and changing a password: one implementation for the API and the pages.
+
+Both go through ``authenticate``, so the same rate limit (auth/rate_limit.py), the
+same wording and the same timing hold whichever door a person uses.
+"""
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from timebank.auth import rate_limit
+from timebank.auth.passwords import check_new_password, hash_password, normalise_username, verify_password
+from timebank.config import Settings
+from timebank.db import Database
+from timebank.models import ApiToken, BrowserSession, User
+
+users = User.__table__
+api_tokens = ApiToken.__table__
+browser_sessions = BrowserSession.__table__
+
+# Verified against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = hash_password("timing-equaliser-not-a-real-password")
+
+
+class WrongCredentials(Exception):
+    """The username and password do not match an active user (which of the three is not said)."""
+
+
+class WrongCurrentPassword(Exception):
+    """Changing a password: the current one given is not right."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    user_id: int
+    username: str
+    must_change_password: bool
+
+
+def _limits(settings: Settings) -> dict:
+    return {
+        "per_user": settings.sign_in_failures_per_user,
+        "per_client": settings.sign_in_failures_per_client,
+        "window": dt.timedelta(minutes=settings.sign_in_window_minutes),
+    }
+
+
+async def authenticate(db: Database, settings: Settings, username: str, password: str, client: str) -> Authenticated:
+    """The active user with this username and password.
+
+    Raises ``SignInThrottled`` when the username or the client has used up its failures,
+    ``WrongCredentials`` otherwise (counted as a failure). A success forgives the
+    username's earlier failures.
+    """
+    username = normalise_username(username)
+    limits = _limits(settings)
+    await rate_limit.check_not_throttled(db, username, client, **limits)
+    async with db.autocommit() as conn:
+        user = (
+            await conn.execute(
+                select(users.c.id, users.c.password_hash, users.c.is_active, users.c.must_change_password).where(
+                    users.c.username == username
+                )
+            )
+        ).first()
+    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    valid = await asyncio.to_thread(verify_password, user.password_hash if user else _DUMMY_HASH, password)
+    if not (user and valid and user.is_active):
+        await rate_limit.record_failure(db, username, client, window=limits["window"])
+        raise WrongCredentials
+    await rate_limit.clear_user_failures(db, username)
+    return Authenticated(user.id, username, user.must_change_password)
+
+
+async def change_password(
+    db: Database,
+    settings: Settings,
+    *,
+    user_id: int,
+    username: str,
+    current_password: str,
+    new_password: str,
+    client: str,
+    keep_token_hash: str | None = None,
+    keep_session_hash: str | None = None,
+) -> None:
+    """Check the current password (rate-limited like a sign-in), store the new one, clear
+    ``must_change_password``, and end every other token and browser session of the user.
+
+    Raises ``ValueError`` for a new password that is too short, ``WrongCurrentPassword``
+    or ``SignInThrottled``.
+    """
+    check_new_password(new_password)
+    try:
+        await authenticate(db, settings, username, current_password, client)
+    except WrongCredentials:
+        raise WrongCurrentPassword from None
+    new_hash = await asyncio.to_thread(hash_password, new_password)
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=False)
+        )
+        await conn.execute(
+            update(api_tokens)
+            .where(
+                api_tokens.c.user_id == user_id,
+                api_tokens.c.revoked_at.is_(None),
+                api_tokens.c.token_hash != (keep_token_hash or ""),
+            )
+            .values(revoked_at=now)
+        )
+        await conn.execute(
+            update(browser_sessions)
+            .where(
+                browser_sessions.c.user_id == user_id,
+                browser_sessions.c.revoked_at.is_(None),
+                browser_sessions.c.session_hash != (keep_session_hash or ""),
+            )
+            .values(revoked_at=now)
+        )
+
+
+async def give_temporary_password(db: Database, user_id: int, password: str) -> None:
+    """Set a password someone else chose (staff resetting it, or a new sign-in): it must be
+    changed at the next sign-in, and every open session and token of the user ends now.
+
+    Raises ``ValueError`` for a password that is too short. Who may do this is the caller's
+    rule (see issue 9: staff only for plain members of their own organisation).
+    """
+    check_new_password(password)
+    new_hash = await asyncio.to_thread(hash_password, password)
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True)
+        )
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await conn.execute(
+            update(browser_sessions)
+            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )

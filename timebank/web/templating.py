@@ -1,0 +1,41 @@
+"""The pages' Jinja environment: our templates, govuk-frontend-jinja's macros, gettext and formats.
+
+Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/``
+(the repeated pieces), ``pages/`` (one per page, named after its route) and
+``errors/``. govuk-frontend's components are imported from
+``govuk_frontend_jinja/components/<name>/macro.html``.
+"""
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from timebank.web.formatting import hours_in_words
+from timebank.web.i18n import PageLocale, load_locale
+from timebank.web.paths import TEMPLATES_DIR, asset
+
+
+def create_environment(language: PageLocale) -> Environment:
+    environment = Environment(
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(TEMPLATES_DIR),
+                PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+            ]
+        ),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
+    environment.globals["asset"] = asset
+    environment.globals["language_tag"] = language.language_tag
+    environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
+    environment.filters["long_date"] = language.format_date
+    return environment
+
+
+def template_config(language: PageLocale | None = None) -> TemplateConfig:
+    environment = create_environment(language or load_locale())
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
