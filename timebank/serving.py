@@ -148,7 +148,7 @@ def _insist_on_production_environment() -> None:
 def _metrics_directory(settings: Settings, workers: int) -> tuple[Path | None, bool]:
     """The directory several workers write their figures to, so that a scrape of one reports all.
 
-    ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied of an earlier run's figures), else, for
+    ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied of earlier runs' figures), else, for
     several workers with metrics on, a private temporary one, removed at exit. One worker
     without it keeps its figures in memory.
     """
@@ -156,8 +156,10 @@ def _metrics_directory(settings: Settings, workers: int) -> tuple[Path | None, b
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
+        ours = f"_{os.getpid()}.db"  # this process's own, opened at import: keep it
         for file in directory.iterdir():
-            if file.suffix == ".db" and file.name.startswith(_METRICS_FILE_PREFIXES):
+            name = file.name
+            if name.startswith(_METRICS_FILE_PREFIXES) and name.endswith(".db") and not name.endswith(ours):
                 file.unlink()
         return directory, False
     if settings.metrics_token and workers > 1:

@@ -32,7 +32,7 @@ logger = structlog.get_logger("timebank.metrics")
 PROMETHEUS_CONFIG = PrometheusConfig(
     app_name="timebank",
     prefix=PREFIX,
-    group_path=True,  # /api/v1/orgs/{org:str}/accounts/{account_id:int}, not one series per account
+    group_path=True,  # /api/v1/orgs/{org}/accounts/{account_id}: not one series per account
     exclude=["^/metrics$"],
 )
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")

@@ -6,6 +6,7 @@ scrape of any worker adds them all up; gauges say how (``livesum``: the sum over
 the workers that are alive). Each update costs a few microseconds.
 """
 
+import os
 import re
 from enum import Enum
 
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # No imports from the ledger or the database package: both import this module.
 
 PREFIX = "timebank"
+
+# prometheus-client opens its files there as soon as a figure is first counted, in any
+# command (`timebank migrate` counts pool connections too): make sure the directory exists.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 transactions_posted = Counter(
     f"{PREFIX}_ledger_transactions_posted", "Transactions posted to the ledger, by kind", ["kind"]
