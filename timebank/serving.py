@@ -33,6 +33,12 @@ SQLITE_ONE_WORKER = (
 )
 
 
+NO_TRUSTED_PROXIES = (
+    "TIMEBANK_TRUSTED_PROXIES is empty: behind a reverse proxy every client has the proxy's address, "
+    "and one person's failed sign-ins can lock out everyone (set it to the proxy's address)"
+)
+
+
 class RefusedToServe(Exception):
     """The server would not start safely with these settings; the message says what to change."""
 
@@ -68,6 +74,7 @@ class ServePlan:
             if settings.metrics_token
             else "off (TIMEBANK_METRICS_TOKEN unset)",
             **({"metrics_dir": str(self.metrics_dir)} if self.metrics_dir else {}),
+            **({"warning": NO_TRUSTED_PROXIES} if self.production and not settings.trusted_proxies else {}),
         }
 
 
@@ -102,7 +109,9 @@ def run_server(plan: ServePlan) -> None:
     """Log how the server runs, then run uvicorn until it is stopped."""
     import uvicorn
 
-    line = {**plan.describe(), "level": "info", "timestamp": dt.datetime.now(dt.UTC).isoformat()}
+    described = plan.describe()
+    level = "warning" if "warning" in described else "info"
+    line = {**described, "level": level, "timestamp": dt.datetime.now(dt.UTC).isoformat()}
     print(json.dumps(line), file=sys.stderr, flush=True)
     try:
         uvicorn.run(

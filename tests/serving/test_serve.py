@@ -131,6 +131,15 @@ class TestProductionRuns:
         assert logged["event"] == "serving on http://127.0.0.1:8123 with 2 workers"
         assert logged["database"] == "PostgreSQL database timebank on 127.0.0.1"
         assert logged["trusted_proxies"] == ["127.0.0.1/32"] and SECRET not in line
+        assert logged["level"] == "info" and "warning" not in logged
+
+    def test_the_start_warns_when_no_proxy_is_trusted(self, environment, monkeypatch, capsys) -> None:
+        production(environment)
+        monkeypatch.setattr("uvicorn.run", lambda app, **options: None)
+        run_server(plan())
+        logged = json.loads(capsys.readouterr().err)
+        assert logged["level"] == "warning"
+        assert logged["warning"].startswith("TIMEBANK_TRUSTED_PROXIES is empty")
 
     def test_development_serving_also_leaves_forwarded_headers_to_the_app(self, monkeypatch) -> None:
         calls: list[dict] = []
