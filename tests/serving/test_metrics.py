@@ -7,6 +7,8 @@ a scrape before with one after.
 
 import datetime as dt
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ from tests.api.conftest import ApiOrg, client_for, make_app
 from tests.api.conftest import test_settings as settings_for_tests
 from tests.api.support import error, exchange_body
 from timebank.db import Database, create_database
+from timebank.monitoring.endpoint import forget_dead_workers
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -155,3 +158,14 @@ class TestMeasuredAtEachScrape:
             assert value(samples, "timebank_db_pool_size", pool=pool) >= 5  # this run's pools, however many
         checked_out = "timebank_db_pool_checked_out"
         assert value(in_use, checked_out, pool="transaction") == value(samples, checked_out, pool="transaction") + 1
+
+
+class TestSeveralWorkers:
+    def test_a_dead_workers_live_gauges_stop_counting_but_its_counters_stay(self, tmp_path: Path) -> None:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        names = [f"gauge_livesum_{dead.pid}.db", f"counter_{dead.pid}.db", f"gauge_livesum_{os.getpid()}.db"]
+        for name in names:
+            (tmp_path / name).write_bytes(b"")
+        forget_dead_workers(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])

@@ -58,13 +58,13 @@ def _counted_by_the_workers() -> Collector:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return REGISTRY
-    _forget_dead_workers(Path(directory))
+    forget_dead_workers(Path(directory))
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
 
 
-def _forget_dead_workers(directory: Path) -> None:
+def forget_dead_workers(directory: Path) -> None:
     """A worker that died (and was replaced) must not count in the live gauges any more."""
     for name in os.listdir(directory):
         found = _LIVE_GAUGE_FILE.fullmatch(name)
