@@ -378,7 +378,7 @@ def _fingerprint(**request: Any) -> str:
 async def _post(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
     """Write ``request``; every write of the ledger passes here, so its counters are kept here."""
     try:
-        posted = await _post_counted(db, request)
+        posted = await _post_uncounted(db, request)
     except errors.LedgerError as exc:
         metrics.count_refusal(request.kind, exc)
         raise
@@ -386,7 +386,7 @@ async def _post(db: Database | AsyncConnection, request: PostingRequest) -> Post
     return posted
 
 
-async def _post_counted(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
+async def _post_uncounted(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
     if isinstance(db, AsyncConnection):  # inside the caller's transaction: no retries here
         return await _write(db, request)
     try:
