@@ -28,7 +28,9 @@ from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController
+from timebank.monitoring.endpoint import PROMETHEUS_CONFIG, metrics
 from timebank.orgs.endpoints import OrganisationController, create_org
+from timebank.proxy import request_context_middleware
 from timebank.security import add_security_headers
 from timebank.web import csrf_config, page_routes
 from timebank.web.errors import with_page_errors
@@ -72,7 +74,7 @@ def create_app(
         dependencies={"ctx": Provide(provide_org_context)},
     )
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             ready,
@@ -83,6 +85,7 @@ def create_app(
             organisation_api,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
             *page_routes(),
+            *([metrics] if settings.metrics_token else []),
         ],
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
@@ -90,7 +93,10 @@ def create_app(
         },
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
-        middleware=[access_log_middleware, control_character_middleware],
+        middleware=[
+            control_character_middleware,
+            *([PROMETHEUS_CONFIG.middleware] if settings.metrics_token else []),
+        ],
         before_send=[add_security_headers],
         exception_handlers=with_page_errors(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
         template_config=template_config(language),
@@ -109,6 +115,10 @@ def create_app(
         plugins=[StructlogPlugin(_logging_config(settings)), PydanticPlugin(prefer_alias=True)],
         debug=False,
     )
+    # Around Litestar's router, not inside it: these must see requests that match no route
+    # (a 404) too, and the client address must be the real one before anything reads it.
+    app.asgi_handler = request_context_middleware(access_log_middleware(app.asgi_handler), settings.trusted_proxies)
+    return app
 
 
 def _logging_config(settings: Settings) -> StructlogConfig:
@@ -118,6 +128,6 @@ def _logging_config(settings: Settings) -> StructlogConfig:
         # line, a client error not at all (its traceback would quote the input, and
         # pydantic's input_value would put a refused password into the log).
         structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
-        # Requests are logged by access_log_middleware, one line each.
+        # Requests are logged by access_log_middleware, one line each, with the request id.
         enable_middleware_logging=False,
     )

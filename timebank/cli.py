@@ -221,27 +221,28 @@ def verify() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (TIMEBANK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (TIMEBANK_PORT, default 8000).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes (TIMEBANK_WORKERS; default 1, or 2 with --production)."
+)
+@click.option(
+    "--production",
+    is_flag=True,
+    help="Behind a reverse proxy: environment=production (a real TIMEBANK_SECRET_KEY required), "
+    "2 workers on PostgreSQL, one only on SQLite. See docs/operations.md.",
+)
+def serve(host: str | None, port: int | None, workers: int | None, production: bool) -> None:
     """Serve the web app and API."""
-    import uvicorn
+    from timebank.serving import RefusedToServe, plan_server, run_server
 
-    settings = get_settings()
-    uvicorn.run(
-        "timebank.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # the app logs each request itself, without secrets
-    )
+    try:
+        plan = plan_server(host=host, port=port, workers=workers, production=production)
+    except RefusedToServe as exc:
+        err_console.print(f"[red]Not serving:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    run_server(plan)
 
 
 def _describe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from timebank.serving import describe_database
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return f"SQLite file {parsed.database}"
-    return f"PostgreSQL database {parsed.database} on {parsed.host}"
+    return describe_database(url)

@@ -1,10 +1,14 @@
 """Settings: one object, read from ``TIMEBANK_*`` environment variables (and ``.env``)."""
 
+import ipaddress
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Only usable in development: the settings refuse it anywhere else.
 DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"
@@ -42,6 +46,38 @@ class Settings(BaseSettings):
     # Send the session and form cookies only over HTTPS. Unset: on, except in development.
     # Set TIMEBANK_COOKIE_SECURE=false to serve the pages over plain HTTP (not on a network).
     cookie_secure: bool | None = None
+    # Worker processes of `timebank serve` (None: 1, or 2 with --production on PostgreSQL).
+    workers: int | None = None
+    # Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and X-Request-ID are believed:
+    # addresses or networks, comma-separated ("127.0.0.1, 10.0.0.0/8"). None by default.
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    # The bearer token Prometheus sends to /metrics. Unset: there is no /metrics (404).
+    metrics_token: str | None = None
+    # Written by `timebank backup` after each good backup; /metrics reports its age.
+    backup_status_file: Path = Path("timebank-backup-status.json")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        if isinstance(value, (list, tuple)):
+            try:
+                return tuple(ipaddress.ip_network(str(part).strip(), strict=False) for part in value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"TIMEBANK_TRUSTED_PROXIES: {exc} (give addresses or networks, comma-separated)"
+                ) from None
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if len(value) < 16:
+            raise ValueError("TIMEBANK_METRICS_TOKEN must be at least 16 characters long")
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> "Settings":

@@ -1,11 +1,12 @@
 """Turning domain and database errors into HTTP answers, in one place.
 
-Every answer has Litestar's error shape: ``{"status_code", "detail", "extra"}``.
+Every answer has Litestar's error shape: ``{"status_code", "detail", "extra"}``. A server
+error (5xx) also carries the request's id in ``extra.request_id`` (every answer has it in
+the ``X-Request-ID`` header), so "it said error 503" can be found in the log.
 """
 
-import logging
-
 import asyncpg
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
@@ -14,8 +15,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from timebank.auth.rate_limit import SignInThrottled
 from timebank.db.hot_path import CONNECTION_ERRORS
 from timebank.ledger.errors import LedgerError
+from timebank.monitoring import metrics
+from timebank.proxy import current_request_id
 
-logger = logging.getLogger("timebank.errors")
+# structlog, not the standard library: its lines carry the request id (timebank/proxy.py).
+logger = structlog.get_logger("timebank.errors")
 
 # Not "nothing was recorded": a connection lost while a commit was in flight may have
 # recorded the write (the fault drills see it). The same key makes a retry safe either way.
@@ -28,6 +32,8 @@ SERVICE_UNAVAILABLE = (
 def error_response(
     status_code: int, detail: str, extra: dict | list | None = None, headers: dict | None = None
 ) -> Response:
+    if status_code >= 500:
+        extra = {**(extra or {}), "request_id": current_request_id()}  # type: ignore[dict-item]
     return Response(
         {"status_code": status_code, "detail": detail, "extra": extra or {}},
         status_code=status_code,
@@ -79,9 +85,10 @@ def database_error_handler(request: Request, exc: Exception) -> Response:
     if is_bad_input(exc):
         return error_response(400, OUT_OF_RANGE)
     if is_database_unavailable(exc):
-        logger.warning("database unavailable: %s", type(exc).__name__)
+        metrics.database_unavailable.inc()
+        logger.warning("database unavailable", error=type(exc).__name__)
         return error_response(503, SERVICE_UNAVAILABLE, headers={"Retry-After": "2"})
-    logger.exception("unexpected database error on %s %s", request.method, request.url.path)
+    logger.exception("unexpected database error", method=request.method, path=request.url.path)
     return error_response(500, "Internal server error")
 
 
@@ -110,7 +117,7 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback, answered without details."""
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    logger.exception("unexpected error", method=request.method, path=request.url.path)
     return error_response(500, "Internal server error")
 
 

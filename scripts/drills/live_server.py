@@ -45,12 +45,22 @@ class ServerProcess:
     """``timebank serve`` on a loopback port, restartable on the same port."""
 
     def __init__(
-        self, database_url: str, workdir: Path, *, port: int | None = None, workers: int = 1, **settings: str
+        self,
+        database_url: str,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        production: bool = False,
+        extra_env: dict[str, str] | None = None,
+        **settings: str,
     ) -> None:
         self.database_url = database_url
         self.workdir = workdir
         self.port = port or free_port()
         self.workers = workers
+        self.production = production  # `timebank serve --production`
+        self._extra_env = extra_env or {}  # variables other than TIMEBANK_* ones
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_file = workdir / f"serve-{self.port}.log"
         self.starts = 0
@@ -67,6 +77,7 @@ class ServerProcess:
             "TIMEBANK_ENVIRONMENT": "production",
             "TIMEBANK_SECRET_KEY": SECRET_KEY,
             "TIMEBANK_LOG_LEVEL": "WARNING",
+            **self._extra_env,
             **self._settings,
         }
 
@@ -106,7 +117,10 @@ class ServerProcess:
         with self.log_file.open("ab") as log:
             # A session of its own, so a kill reaches every worker process too.
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "timebank", "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                [
+                    *(sys.executable, "-m", "timebank", "serve", "--port", str(self.port)),
+                    *("--workers", str(self.workers), *(["--production"] if self.production else [])),
+                ],
                 env=self.environment(),
                 cwd=self.workdir,
                 stdout=log,

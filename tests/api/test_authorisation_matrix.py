@@ -31,7 +31,7 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
-from tests.api.conftest import PASSWORD, ApiOrg, Person, add_site_admin, make_api_org
+from tests.api.conftest import PASSWORD, ApiOrg, Person, add_site_admin, client_for, make_api_org, make_app
 from tests.conftest import new_key, today
 from tests.web.test_page_authorisation import PAGE_MATRIX
 from timebank import ledger
@@ -42,7 +42,9 @@ from timebank.models import Role
 
 ROLES = ("anonymous", "member_self", "member_other", "staff", "coordinator", "other_coordinator", "site_admin")
 # Served to everyone and documented elsewhere: not part of the authorisation matrix.
-PUBLIC_OUTSIDE_API = ("/health", "/ready", "/schema", "/static")
+# /metrics is for Prometheus, behind its own token (TestMetricsToken below), for no role.
+PUBLIC_OUTSIDE_API = ("/health", "/ready", "/schema", "/static", "/metrics")
+METRICS_TOKEN = "matrix-metrics-token-0123456789"
 MINUTES = 15
 
 
@@ -247,13 +249,35 @@ def test_every_api_operation_has_a_row(app: Litestar) -> None:
     assert MATRIX.keys() - served == set(), "rows in MATRIX for operations the app no longer serves"
 
 
-def test_only_known_public_routes_live_outside_the_api(app: Litestar) -> None:
+@pytest.mark.parametrize("metrics", [False, True], ids=["without-metrics", "with-metrics"])
+def test_only_known_public_routes_live_outside_the_api(db: Database, metrics: bool) -> None:
     """Anything served outside /api/ is public or a page in tests/web/test_page_authorisation.py's
     PAGE_MATRIX; a new one must be placed deliberately."""
+    app = make_app(db, **({"metrics_token": METRICS_TOKEN} if metrics else {}))
     pages = {path for _, path in PAGE_MATRIX}
     outside = {route.path for route in app.routes if not route.path.startswith("/api/")}
     unplaced = {path for path in outside - pages if not path.startswith(PUBLIC_OUTSIDE_API)}
     assert unplaced == set(), "routes outside /api/ that are not public: give them rows in an authorisation matrix"
+    assert ("/metrics" in outside) is metrics
+
+
+class TestMetricsToken:
+    """No role's token opens /metrics: only TIMEBANK_METRICS_TOKEN does, and without it there is none."""
+
+    async def test_only_the_metrics_token_opens_it(self, db: Database, world: World) -> None:
+        async with client_for(make_app(db, metrics_token=METRICS_TOKEN)) as http:
+            for role in ROLES:
+                actor = world.actor(role)
+                headers = {"Authorization": f"Bearer {await world.fresh_token(actor)}"} if actor else {}
+                refused = await http.get("/metrics", headers=headers)
+                assert refused.status_code == 401, (role, refused.text)
+            scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status_code == 200 and "timebank_database_up" in scraped.text
+
+    async def test_without_the_setting_it_is_not_found(self, db: Database) -> None:
+        async with client_for(make_app(db)) as http:
+            missing = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert missing.status_code == 404
 
 
 def test_the_openapi_document_lists_the_same_operations(app: Litestar) -> None:

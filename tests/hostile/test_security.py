@@ -58,7 +58,8 @@ class TestPasswordStorage:
 
 
 class TestNothingSecretIsLogged:
-    """A real ``timebank serve`` at DEBUG, everything it writes to stdout and stderr captured."""
+    """A real ``timebank serve`` at DEBUG, everything it writes to stdout and stderr captured:
+    no password, token, cookie, name or email address in it, and a request id on every request line."""
 
     async def test_no_password_or_token_reaches_the_log(self, db: Database, database_url: str, tmp_path: Path) -> None:
         from scripts.drills.live_server import ServerProcess
@@ -72,10 +73,15 @@ class TestNothingSecretIsLogged:
                 .where(users.c.id == coordinator.user_id)
                 .values(password_hash=_cheap_hasher.hash(coordinator_password))
             )
-        secrets = [coordinator_password]
-        with ServerProcess(database_url, tmp_path, log_level="DEBUG", sign_in_failures_per_user="2") as server:
+        metrics_token = secret("metrics-token")
+        session_cookie = secret("cookie")
+        secrets = [coordinator_password, metrics_token, session_cookie]
+        with ServerProcess(
+            database_url, tmp_path, log_level="DEBUG", sign_in_failures_per_user="2", metrics_token=metrics_token
+        ) as server:
             server.start()
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            cookies = {"session": session_cookie}
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30, cookies=cookies) as http:
 
                 async def sign_in(username: str, password: str, **extra: object) -> httpx.Response:
                     secrets.append(password)
@@ -87,11 +93,13 @@ class TestNothingSecretIsLogged:
                 secrets.append(token)
                 headers = {"Authorization": f"Bearer {token}"}
                 member_password = secret("member")
-                secrets.append(member_password)
+                # Personal data: a name and an email address that no log line could hold by chance.
+                name, email = f"Ada {uuid.uuid4().hex}", f"ada-{uuid.uuid4().hex}@example.org"
+                secrets += [member_password, name, email]
                 username = f"logged-{uuid.uuid4().hex[:8]}"
                 created = await http.post(
                     f"/api/v1/orgs/{org.slug}/members",
-                    json={"display_name": "Logged Member", "username": username, "password": member_password},
+                    json={"display_name": name, "email": email, "username": username, "password": member_password},
                     headers=headers,
                 )
                 assert created.status_code == 201, created.text
@@ -134,10 +142,20 @@ class TestNothingSecretIsLogged:
                 assert (
                     await http.get("/api/v1/me", headers={"Authorization": f"Bearer {member_token}"})
                 ).status_code == 401
+                assert (
+                    await http.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+                ).status_code == 200
+                assert (
+                    await http.get("/metrics", headers={"Authorization": f"Bearer {secret('guess')}"})
+                ).status_code == 401
+                members = await http.get(f"/api/v1/orgs/{org.slug}/members", headers=headers)
+                assert name in members.text  # the answer has it; the log must not
         log = server.log_file.read_text(errors="replace")
         assert TOKEN in log and "/members" in log, "the request log is not where this test looks"
         leaked = [value for value in secrets if value in log]
-        assert not leaked, f"secrets in the server's log: {leaked}"
+        assert not leaked, f"secrets or personal data in the server's log: {leaked}"
+        requests = [line for line in log.splitlines() if '"event":"request"' in line]
+        assert len(requests) >= 15 and all('"request_id":"' in line for line in requests)
 
     @pytest.mark.usefixtures("cli_database")
     async def test_the_command_line_does_not_print_the_password_it_is_given(self, db: Database) -> None:

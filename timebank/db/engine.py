@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.config import to_async_url
+from timebank.monitoring import metrics
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -63,6 +64,8 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         await self.autocommit_engine.dispose()
+        metrics.forget_pool(self.engine, "transaction")
+        metrics.forget_pool(self.autocommit_engine, "autocommit")
 
 
 def create_database(
@@ -86,6 +89,8 @@ def create_database(
     else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    metrics.instrument_pool(engine, "transaction")
+    metrics.instrument_pool(autocommit_engine, "autocommit")
     return Database(engine=engine, autocommit_engine=autocommit_engine, sessions=sessions)
 
 

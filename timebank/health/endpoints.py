@@ -9,6 +9,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
 
 from timebank.api.dependencies import DatabaseDep
+from timebank.db import Database
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -28,13 +29,21 @@ async def health() -> dict[str, str]:
     responses={503: ResponseSpec(data_container=dict[str, str], description="The database is unreachable")},
 )
 async def ready(db: DatabaseDep) -> Response[dict[str, str]]:
+    problem = await database_unreachable(db)
+    if problem:
+        return Response(
+            {"status": "unavailable", "detail": f"database unreachable: {problem}"},
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return Response({"status": "ready"}, status_code=HTTP_200_OK)
+
+
+async def database_unreachable(db: Database) -> str | None:
+    """None if a query reaches the database within two seconds, else the name of what went wrong."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             async with db.autocommit() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return Response(
-            {"status": "unavailable", "detail": f"database unreachable: {type(exc).__name__}"},
-            status_code=HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return Response({"status": "ready"}, status_code=HTTP_200_OK)
+        return type(exc).__name__
+    return None

@@ -29,6 +29,7 @@ from timebank.ledger.entries import Leg, PostedTransaction, PostingRequest
 from timebank.ledger.postgres_function import post_in_one_round_trip
 from timebank.ledger.stepwise import post_stepwise
 from timebank.models import Account, AccountKind, Organisation, TransactionKind, category_key
+from timebank.monitoring import metrics
 
 accounts = Account.__table__
 organisations = Organisation.__table__
@@ -379,6 +380,17 @@ def _fingerprint(**request: Any) -> str:
 
 
 async def _post(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
+    """Write ``request``; every write of the ledger passes here, so its counters are kept here."""
+    try:
+        posted = await _post_uncounted(db, request)
+    except errors.LedgerError as exc:
+        metrics.count_refusal(request.kind, exc)
+        raise
+    metrics.count_posting(request.kind, posted.created)
+    return posted
+
+
+async def _post_uncounted(db: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
     if isinstance(db, AsyncConnection):  # inside the caller's transaction: no retries here
         return await _write(db, request)
     try:

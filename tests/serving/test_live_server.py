@@ -1,0 +1,172 @@
+"""``timebank serve --production`` with two workers, as behind nginx: one set of figures at
+/metrics while exchanges are posted, and every request's id in its log line.
+
+PostgreSQL only: on SQLite production serving runs one worker (tests/serving/test_serve.py).
+The load is seeded (SEED); what is asserted does not depend on timing.
+"""
+
+import json
+import random
+import re
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from scripts.drills.live_server import SeededOrg, ServerProcess, seed_organisation
+from tests.conftest import EmptyDatabase, today
+
+pytestmark = pytest.mark.live_server
+
+SEED = 20261201
+METRICS_TOKEN = "live-metrics-token-0123456789"
+POSTED = "timebank_ledger_transactions_posted_total"
+EXCHANGES_ROUTE = "/api/v1/orgs/{org}/exchanges"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("production")
+    databases = EmptyDatabase("postgresql", workdir)
+    try:
+        with ServerProcess(
+            databases.create(),
+            workdir,
+            workers=2,
+            production=True,
+            extra_env={"PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")},
+            log_level="INFO",
+            trusted_proxies="127.0.0.1",
+            metrics_token=METRICS_TOKEN,
+        ) as server:
+            server.migrate()
+            server.start()
+            yield server
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def seeded(server: ServerProcess) -> SeededOrg:
+    return seed_organisation(server, members=8)
+
+
+def scrape(server: ServerProcess) -> dict[tuple[str, frozenset], float]:
+    response = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def posted_exchanges(samples: dict) -> float:
+    return samples.get((POSTED, frozenset({("kind", "exchange")})), 0.0)
+
+
+def post_exchanges(server: ServerProcess, org: SeededOrg, count: int, rng: random.Random) -> int:
+    """``count`` exchanges from four clients, a new connection each (so both workers take some)."""
+    pairs = [rng.sample(org.account_ids, 2) for _ in range(count)]
+
+    def post(pair: list[int]) -> int:
+        body = {
+            "giver_account_id": pair[0], "receiver_account_id": pair[1], "minutes": rng.randint(1, 30),
+            "occurred_on": today().isoformat(), "description": "Live metrics load",
+        }  # fmt: skip
+        headers = {**org.headers, "Idempotency-Key": uuid.uuid4().hex, "Connection": "close"}
+        return httpx.post(f"{server.base_url}{org.url('/exchanges')}", json=body, headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(post, pairs))
+    assert statuses == [201] * count
+    return count
+
+
+def log_lines(server: ServerProcess) -> list[dict]:
+    lines = []
+    for line in server.log_file.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+class TestProductionServing:
+    def test_logs_where_it_listens_and_with_how_many_workers(self, server: ServerProcess) -> None:
+        (serving,) = [line for line in log_lines(server) if line["event"].startswith("serving on")]
+        assert serving["event"] == f"serving on {server.base_url} with 2 workers"
+        assert serving["environment"] == "production" and serving["workers"] == 2
+        assert serving["trusted_proxies"] == ["127.0.0.1/32"]
+        assert METRICS_TOKEN not in server.log_file.read_text()
+
+
+class TestMetricsUnderLoad:
+    def test_the_figures_of_both_workers_move_with_the_load(self, server: ServerProcess, seeded: SeededOrg) -> None:
+        rng = random.Random(SEED)
+        start = posted_exchanges(scrape(server))
+        first = post_exchanges(server, seeded, 60, rng)
+        middle = scrape(server)
+        with ThreadPoolExecutor(max_workers=1) as scraper:
+            during = scraper.submit(lambda: [posted_exchanges(scrape(server)) for _ in range(5)])
+            second = post_exchanges(server, seeded, 60, rng)
+            scraped_during = during.result()
+        end = scrape(server)
+
+        assert posted_exchanges(middle) == start + first
+        assert posted_exchanges(end) == start + first + second
+        assert scraped_during == sorted(scraped_during)  # never goes backwards, whichever worker answers
+        assert all(start + first <= figure <= start + first + second for figure in scraped_during)
+        route = {"app_name": "timebank", "method": "POST", "path": EXCHANGES_ROUTE, "status_code": "201"}
+        assert end[("timebank_requests_total", frozenset(route.items()))] >= first + second
+        assert end[("timebank_database_up", frozenset())] == 1
+        assert end[("timebank_db_pool_size", frozenset({("pool", "autocommit")}))] == 2 * 10  # two workers' pools
+        # One set of figures from two processes: each wrote its own share to the shared directory.
+        per_worker = self._posted_per_worker(Path(server.environment()["PROMETHEUS_MULTIPROC_DIR"]))
+        assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
+        assert sum(per_worker.values()) == posted_exchanges(end)
+
+    @staticmethod
+    def _posted_per_worker(directory: Path) -> dict[str, float]:
+        figures = {}
+        for file in directory.glob("counter_*.db"):
+            merged = MultiProcessCollector.merge([str(file)], accumulate=True)  # type: ignore[no-untyped-call]
+            figures[file.name] = sum(
+                s.value for m in merged for s in m.samples if s.name == POSTED and s.labels == {"kind": "exchange"}
+            )
+        return figures
+
+
+class TestRequestIds:
+    def test_a_refused_request_is_found_in_the_log_by_the_id_it_was_answered_with(
+        self, server: ServerProcess, seeded: SeededOrg
+    ) -> None:
+        body = {
+            "giver_account_id": seeded.account_ids[0], "receiver_account_id": seeded.account_ids[1], "hours": "500",
+            "occurred_on": today().isoformat(), "description": "Far too much",
+        }  # fmt: skip
+        refused = httpx.post(
+            f"{server.base_url}{seeded.url('/exchanges')}",
+            json=body,
+            headers={**seeded.headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert refused.status_code == 409, refused.text
+        request_id = refused.headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+        (line,) = [line for line in log_lines(server) if line.get("request_id") == request_id]
+        assert line["status"] == 409 and line["path"] == seeded.url("/exchanges")
+
+    def test_the_trusted_proxys_request_id_is_kept_and_logged(self, server: ServerProcess) -> None:
+        answered = httpx.get(f"{server.base_url}/no/such/page", headers={"X-Request-ID": "nginx-7f3a9c"})
+        assert answered.status_code == 404
+        assert answered.headers["x-request-id"] == "nginx-7f3a9c"
+        (line,) = [line for line in log_lines(server) if line.get("request_id") == "nginx-7f3a9c"]
+        assert line["status"] == 404
+
+    def test_every_request_line_carries_an_id(self, server: ServerProcess) -> None:
+        requests = [line for line in log_lines(server) if line["event"] == "request"]
+        assert requests and all(line.get("request_id") for line in requests)

@@ -1,0 +1,149 @@
+"""``timebank serve`` and ``--production``: what it refuses, what it tells uvicorn, what it logs.
+
+uvicorn itself is replaced by a recorder here; tests/serving/test_live_server.py runs it.
+"""
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from timebank.cli import main
+from timebank.config import DEVELOPMENT_SECRET, get_settings
+from timebank.serving import RefusedToServe, ServePlan, plan_server, run_server
+
+SECRET = "a-production-secret-key-of-some-length-0123456789"
+POSTGRES = "postgresql://timebank@127.0.0.1:5432/timebank"
+SQLITE = "sqlite:///timebank.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """Only what each test sets; all restored afterwards (serving sets variables for its workers)."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("TIMEBANK_") or name == "PROMETHEUS_MULTIPROC_DIR":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    get_settings.cache_clear()
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+def production(monkeypatch: pytest.MonkeyPatch, database_url: str = POSTGRES, **settings: str) -> None:
+    monkeypatch.setenv("TIMEBANK_DATABASE_URL", database_url)
+    monkeypatch.setenv("TIMEBANK_SECRET_KEY", SECRET)
+    for name, value in settings.items():
+        monkeypatch.setenv(f"TIMEBANK_{name.upper()}", value)
+
+
+def plan(workers: int | None = None) -> ServePlan:
+    return plan_server(host=None, port=None, workers=workers, production=True)
+
+
+class TestProductionRefuses:
+    def test_the_development_secret(self, environment) -> None:
+        environment.setenv("TIMEBANK_DATABASE_URL", POSTGRES)
+        with pytest.raises(RefusedToServe, match="TIMEBANK_SECRET_KEY must be set"):
+            plan()
+        environment.setenv("TIMEBANK_SECRET_KEY", DEVELOPMENT_SECRET)
+        with pytest.raises(RefusedToServe, match="TIMEBANK_SECRET_KEY must be set"):
+            plan()
+
+    @pytest.mark.parametrize("where", ["environment", ".env"])
+    def test_another_environment_named_explicitly(self, environment, where: str) -> None:
+        production(environment)
+        if where == "environment":
+            environment.setenv("TIMEBANK_ENVIRONMENT", "development")
+        else:
+            Path(".env").write_text("TIMEBANK_ENVIRONMENT=development\n")
+        with pytest.raises(RefusedToServe, match="--production runs only with 'production'"):
+            plan()
+
+    def test_several_workers_on_sqlite(self, environment) -> None:
+        production(environment, SQLITE)
+        with pytest.raises(RefusedToServe, match="2 workers on SQLite: SQLite takes one writer at a time"):
+            plan(workers=2)
+        environment.setenv("TIMEBANK_WORKERS", "3")
+        with pytest.raises(RefusedToServe, match="3 workers on SQLite"):
+            plan()
+
+    def test_on_the_command_line_with_a_message_and_exit_status_2(self, environment) -> None:
+        environment.setenv("TIMEBANK_DATABASE_URL", POSTGRES)
+        done = CliRunner().invoke(main, ["serve", "--production"])
+        assert done.exit_code == 2
+        assert "Not serving: the settings are not valid: TIMEBANK_SECRET_KEY must be set" in done.output
+
+
+class TestProductionRuns:
+    def test_in_the_production_environment_for_the_workers_too(self, environment) -> None:
+        production(environment)
+        assert plan().settings.environment == "production"
+        assert os.environ["TIMEBANK_ENVIRONMENT"] == "production"  # the workers read it from there
+
+    def test_two_workers_on_postgresql_and_one_on_sqlite_unless_told(self, environment) -> None:
+        production(environment)
+        assert plan().workers == 2
+        assert plan(workers=4).workers == 4
+        environment.setenv("TIMEBANK_WORKERS", "3")
+        assert plan().workers == 3
+        environment.delenv("TIMEBANK_WORKERS")
+        environment.setenv("TIMEBANK_DATABASE_URL", SQLITE)
+        get_settings.cache_clear()
+        assert plan().workers == 1
+
+    def test_several_workers_with_metrics_share_a_directory_of_figures(self, environment) -> None:
+        production(environment, metrics_token="metrics-token-0123456789")
+        several = plan()
+        assert several.metrics_dir is not None and several.metrics_dir.is_dir() and several.metrics_dir_is_ours
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(several.metrics_dir)
+        several.metrics_dir.rmdir()
+
+    def test_a_given_directory_is_emptied_of_earlier_runs_figures_only(self, environment, tmp_path: Path) -> None:
+        production(environment)
+        directory = tmp_path / "metrics"
+        directory.mkdir()
+        stale, own, other = "counter_1.db", f"counter_{os.getpid()}.db", "notes.txt"
+        for name in (stale, own, other):
+            (directory / name).write_text("")
+        environment.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+        given = plan()
+        assert given.metrics_dir == directory and not given.metrics_dir_is_ours
+        assert sorted(p.name for p in directory.iterdir()) == sorted([own, other])
+
+    def test_uvicorn_believes_no_forwarded_headers_itself_and_the_start_is_logged(
+        self, environment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        production(environment, trusted_proxies="127.0.0.1", port="8123")
+        calls: list[dict] = []
+        monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append({"app": app, **options}))
+        run_server(plan())
+        (options,) = calls
+        assert options["proxy_headers"] is False and options["workers"] == 2 and options["port"] == 8123
+        assert options["app"] == "timebank.app:create_app" and options["factory"] is True
+        (line,) = capsys.readouterr().err.splitlines()
+        logged = json.loads(line)
+        assert logged["event"] == "serving on http://127.0.0.1:8123 with 2 workers"
+        assert logged["database"] == "PostgreSQL database timebank on 127.0.0.1"
+        assert logged["trusted_proxies"] == ["127.0.0.1/32"] and SECRET not in line
+        assert logged["level"] == "info" and "warning" not in logged
+
+    def test_the_start_warns_when_no_proxy_is_trusted(self, environment, monkeypatch, capsys) -> None:
+        production(environment)
+        monkeypatch.setattr("uvicorn.run", lambda app, **options: None)
+        run_server(plan())
+        logged = json.loads(capsys.readouterr().err)
+        assert logged["level"] == "warning"
+        assert logged["warning"].startswith("TIMEBANK_TRUSTED_PROXIES is empty")
+
+    def test_development_serving_also_leaves_forwarded_headers_to_the_app(self, monkeypatch) -> None:
+        calls: list[dict] = []
+        monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append(options))
+        done = CliRunner().invoke(main, ["serve", "--port", "8124"])
+        assert done.exit_code == 0, done.output
+        assert calls[0]["proxy_headers"] is False and calls[0]["workers"] == 1

@@ -1,0 +1,1 @@
+"""Prometheus metrics: what the service counts, and ``/metrics``, which reports it."""

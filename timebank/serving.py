@@ -1,0 +1,178 @@
+"""How ``timebank serve`` runs: uvicorn, with checks first, in development or in production.
+
+``--production`` is for running behind a reverse proxy (docs/deploy/): it insists on
+``TIMEBANK_ENVIRONMENT=production`` (so the settings refuse the development secret),
+runs two workers on PostgreSQL unless told otherwise, and refuses several workers on
+SQLite. In every mode uvicorn's own handling of forwarded headers is off: the app
+believes them only from ``TIMEBANK_TRUSTED_PROXIES`` (timebank/proxy.py).
+"""
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from timebank.config import Settings, get_settings
+
+PRODUCTION_POSTGRES_WORKERS = 2
+GRACEFUL_SHUTDOWN_SECONDS = 20
+# Written by prometheus-client in multiprocess mode: one file per process and kind of metric.
+_METRICS_FILE_PREFIXES = ("counter_", "gauge_", "histogram_", "summary_")
+
+SQLITE_ONE_WORKER = (
+    "SQLite takes one writer at a time for the whole file, so several worker processes would only "
+    "queue on its lock (each waiting up to 30 s) instead of on one event loop; they add no write "
+    "capacity. Run one worker on SQLite (--workers 1), or move to PostgreSQL for several."
+)
+
+
+NO_TRUSTED_PROXIES = (
+    "TIMEBANK_TRUSTED_PROXIES is empty: behind a reverse proxy every client has the proxy's address, "
+    "and one person's failed sign-ins can lock out everyone (set it to the proxy's address)"
+)
+
+
+class RefusedToServe(Exception):
+    """The server would not start safely with these settings; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    settings: Settings
+    host: str
+    port: int
+    workers: int
+    production: bool
+    # Where the workers' metric files go (multiprocess mode), and whether we made it ourselves.
+    metrics_dir: Path | None = None
+    metrics_dir_is_ours: bool = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def describe(self) -> dict[str, object]:
+        """The one log line that says how the server runs (no secrets in it)."""
+        settings = self.settings
+        workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}"
+        return {
+            "event": f"serving on {self.url} with {workers}",
+            "url": self.url,
+            "workers": self.workers,
+            "environment": settings.environment,
+            "database": describe_database(settings.database_url),
+            "trusted_proxies": [str(network) for network in settings.trusted_proxies],
+            "metrics": "at /metrics (token required)"
+            if settings.metrics_token
+            else "off (TIMEBANK_METRICS_TOKEN unset)",
+            **({"metrics_dir": str(self.metrics_dir)} if self.metrics_dir else {}),
+            **({"warning": NO_TRUSTED_PROXIES} if self.production and not settings.trusted_proxies else {}),
+        }
+
+
+def plan_server(*, host: str | None, port: int | None, workers: int | None, production: bool) -> ServePlan:
+    """Check the settings and decide how to run; raises ``RefusedToServe`` with what to change."""
+    if production:
+        _insist_on_production_environment()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise RefusedToServe(f"the settings are not valid: {problems}") from None
+    on_sqlite = make_url(settings.async_database_url).get_backend_name() == "sqlite"
+    workers = workers or settings.workers or (PRODUCTION_POSTGRES_WORKERS if production and not on_sqlite else 1)
+    if workers < 1:
+        raise RefusedToServe("--workers must be at least 1")
+    if production and on_sqlite and workers > 1:
+        raise RefusedToServe(f"{workers} workers on SQLite: {SQLITE_ONE_WORKER}")
+    metrics_dir, ours = _metrics_directory(settings, workers)
+    return ServePlan(
+        settings=settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        production=production,
+        metrics_dir=metrics_dir,
+        metrics_dir_is_ours=ours,
+    )
+
+
+def run_server(plan: ServePlan) -> None:
+    """Log how the server runs, then run uvicorn until it is stopped."""
+    import uvicorn
+
+    described = plan.describe()
+    level = "warning" if "warning" in described else "info"
+    line = {**described, "level": level, "timestamp": dt.datetime.now(dt.UTC).isoformat()}
+    print(json.dumps(line), file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            "timebank.app:create_app",
+            factory=True,
+            host=plan.host,
+            port=plan.port,
+            workers=plan.workers,
+            log_level=plan.settings.log_level.lower(),
+            access_log=False,  # the app logs each request itself, without secrets
+            proxy_headers=False,  # believed only from TIMEBANK_TRUSTED_PROXIES, by the app
+            server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS if plan.production else None,
+        )
+    finally:
+        if plan.metrics_dir_is_ours and plan.metrics_dir:
+            shutil.rmtree(plan.metrics_dir, ignore_errors=True)
+
+
+def describe_database(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}"
+    return f"PostgreSQL database {parsed.database} on {parsed.host}"
+
+
+def _insist_on_production_environment() -> None:
+    """``--production`` runs with environment=production, and refuses to be told otherwise."""
+    explicit = os.environ.get("TIMEBANK_ENVIRONMENT")
+    if explicit is None:  # perhaps in .env
+        try:
+            from_file = Settings()
+        except ValidationError:
+            from_file = None  # whatever is wrong is reported once the environment is production
+        if from_file is not None and "environment" in from_file.model_fields_set:
+            explicit = from_file.environment
+    if explicit not in (None, "production"):
+        raise RefusedToServe(f"TIMEBANK_ENVIRONMENT is {explicit!r}, but --production runs only with 'production'")
+    os.environ["TIMEBANK_ENVIRONMENT"] = "production"  # for the workers too: they read the environment
+    get_settings.cache_clear()
+
+
+def _metrics_directory(settings: Settings, workers: int) -> tuple[Path | None, bool]:
+    """The directory several workers write their figures to, so that a scrape of one reports all.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied of earlier runs' figures), else, for
+    several workers with metrics on, a private temporary one, removed at exit. One worker
+    without it keeps its figures in memory.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        ours = f"_{os.getpid()}.db"  # this process's own, opened at import: keep it
+        for file in directory.iterdir():
+            name = file.name
+            if name.startswith(_METRICS_FILE_PREFIXES) and name.endswith(".db") and not name.endswith(ours):
+                file.unlink()
+        return directory, False
+    if settings.metrics_token and workers > 1:
+        directory = Path(tempfile.mkdtemp(prefix="timebank-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # inherited by the workers
+        return directory, True
+    return None, False
