@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -14,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
+from sqlalchemy.exc import DBAPIError
 
 from timebank import __version__
 from timebank.access_log import access_log_middleware
@@ -23,6 +25,7 @@ from timebank.auth.context import provide_org_context
 from timebank.auth.endpoints import AuthController, me
 from timebank.config import Settings, get_settings
 from timebank.db import Database, create_database
+from timebank.db.migrate import SchemaNotCurrent, schema_status
 from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
@@ -31,6 +34,7 @@ from timebank.orgs.endpoints import OrganisationController, create_org
 from timebank.security import add_security_headers
 
 STATIC_DIR = Path(__file__).parent / "static"
+logger = structlog.get_logger("timebank")
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Litestar:
@@ -48,6 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             echo=settings.db_echo,
         )
         try:
+            await refuse_a_schema_that_is_not_current(app.state.db)
             yield
         finally:
             if owned:
@@ -96,6 +101,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         plugins=[StructlogPlugin(_logging_config(settings)), PydanticPlugin(prefer_alias=True)],
         debug=False,
     )
+
+
+async def refuse_a_schema_that_is_not_current(db: Database) -> None:
+    """Raise SchemaNotCurrent when the database is behind or ahead of this code.
+
+    A database that cannot be reached is not refused: the service starts, answers 503
+    and recovers when the database returns (the check then happens at the next start).
+    """
+    try:
+        async with db.engine.connect() as conn:
+            status = await schema_status(conn)
+    except (OSError, DBAPIError) as exc:
+        logger.warning("schema check skipped: database unreachable", error=type(exc).__name__)
+        return
+    if not status.is_current:
+        raise SchemaNotCurrent(status)
 
 
 def _logging_config(settings: Settings) -> StructlogConfig:

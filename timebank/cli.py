@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from timebank.config import get_settings
 from timebank.db import Database, create_database
+from timebank.db.migrate import SchemaStatus
 from timebank.db.retry import sqlstate
 from timebank.ledger import errors
 
@@ -61,13 +62,31 @@ def main() -> None:
 
 
 @main.command()
-def migrate() -> None:
+@click.option("--check", is_flag=True, help="Change nothing: exit 1 unless the database is at the latest migration.")
+def migrate(check: bool) -> None:
     """Bring the database schema up to date (safe to run repeatedly)."""
     from timebank.db.migrate import upgrade
 
     settings = get_settings()
+    if check:
+        status = _schema_status()
+        if not status.is_current:
+            err_console.print(f"[red]Not current:[/] {status.describe()}.")
+            sys.exit(1)
+        console.print(f"Up to date: {status.describe()} ({_describe(settings.database_url)}).")
+        return
     upgrade(settings.database_url)
     console.print(f"Database is up to date ({_describe(settings.database_url)}).")
+
+
+def _schema_status() -> SchemaStatus:
+    from timebank.db.migrate import schema_status
+
+    async def work(db: Database) -> SchemaStatus:
+        async with db.engine.connect() as conn:
+            return await schema_status(conn)
+
+    return _run(work)
 
 
 @main.group()
@@ -227,6 +246,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     settings = get_settings()
+    try:
+        status = _schema_status()
+    except (OSError, DBAPIError) as exc:  # unreachable: start anyway, answer 503 until it is back
+        err_console.print(f"[yellow]Database unreachable ({type(exc).__name__}); the schema is checked at start-up.[/]")
+    else:
+        if not status.is_current:
+            err_console.print(f"[red]Timebank will not start:[/] {status.describe()}.")
+            sys.exit(1)
     uvicorn.run(
         "timebank.app:create_app",
         factory=True,
