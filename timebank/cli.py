@@ -238,6 +238,69 @@ def verify() -> None:
 
 
 @main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="With PATH a directory: then delete the backups retention drops.")
+@click.option("--keep-daily", default=14, show_default=True, help="Days whose newest backup --prune keeps.")
+@click.option("--keep-weekly", default=8, show_default=True, help="Weeks whose newest backup --prune keeps.")
+def backup(path: Path, prune: bool, keep_daily: int, keep_weekly: int) -> None:
+    """Write a consistent backup while the service runs (PATH: a file, or a directory to name one in)."""
+    import datetime as dt
+
+    from timebank.operations.backup import (
+        BackupError,
+        backup_file_name,
+        create_backup,
+        prune_backups,
+        write_status,
+    )
+
+    settings = get_settings()
+    directory = path if path.is_dir() else None
+    if prune and directory is None:
+        raise click.UsageError("--prune needs PATH to be the directory the backups are kept in")
+    target = path / backup_file_name(settings.database_url, dt.datetime.now(dt.UTC)) if directory else path
+    try:
+        result = create_backup(settings.database_url, target, pg_dump=settings.pg_dump)
+    except BackupError as exc:
+        err_console.print(f"[red]Backup failed:[/] {exc}")
+        sys.exit(1)
+    write_status(settings.backup_status_file, result)
+    console.print(
+        f"Backed up {result.transactions:,} transactions from {_describe(settings.database_url)} "
+        f"to {result.path} ({_size(result.bytes)}) in {result.seconds:.2f} s."
+    )
+    console.print(f"Recorded it in {settings.backup_status_file}.")
+    if directory is not None and prune:
+        removed = prune_backups(directory, daily=keep_daily, weekly=keep_weekly)
+        console.print(
+            f"Pruned {len(removed)} old backup(s) (keeping the newest of each of {keep_daily} days "
+            f"and {keep_weekly} weeks)" + "".join(f"\n  removed {p.name}" for p in removed)
+        )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(path: Path) -> None:
+    """Restore a backup into the configured database, which must be empty."""
+    from timebank.operations.backup import BackupError, restore_backup
+
+    settings = get_settings()
+    try:
+        result = restore_backup(settings.database_url, path, pg_restore=settings.pg_restore)
+    except BackupError as exc:
+        err_console.print(f"[red]Restore refused:[/] {exc}")
+        sys.exit(1)
+    console.print(
+        f"Restored {result.transactions:,} transactions from {path} ({_size(result.bytes)}) "
+        f"into {_describe(settings.database_url)} in {result.seconds:.2f} s."
+    )
+    status = _schema_status()
+    if not status.is_current:
+        console.print(f"Next: {status.describe()}.")
+    console.print("Check it with `timebank verify`.")
+
+
+@main.command()
 @click.option("--host", default=None, help="Address to listen on (TIMEBANK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (TIMEBANK_PORT, default 8000).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
@@ -263,6 +326,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,  # the app logs each request itself, without secrets
     )
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:,} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    raise AssertionError
 
 
 def _describe(url: str) -> str:

@@ -1,6 +1,7 @@
 """Settings: one object, read from ``TIMEBANK_*`` environment variables (and ``.env``)."""
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import model_validator
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     sign_in_window_minutes: float = 15.0
     # Largest request body accepted, in bytes.
     max_request_bytes: int = 64 * 1024
+    # PostgreSQL's client programs for `timebank backup` / `restore` (a name on PATH, or a full path).
+    pg_dump: str = "pg_dump"
+    pg_restore: str = "pg_restore"
+    # Written after every good backup; the metrics report the age of the last one from it.
+    backup_status_file: Path = Path("timebank-backup-status.json")
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> "Settings":
