@@ -300,6 +300,82 @@ def restore(path: Path) -> None:
     console.print("Check it with `timebank verify`.")
 
 
+def _progress(verb: str) -> Progress:
+    return Progress(
+        TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def dump(path: Path) -> None:
+    """Write everything that matters to PATH (JSON lines), to load into another database."""
+    import time
+
+    from timebank.operations.transfer import TransferError, dump_database, open_dump
+
+    settings = get_settings()
+    started = time.perf_counter()
+    partial = path.with_name(path.name + ".partial")
+
+    async def work(db: Database) -> Any:
+        with _progress("Dumping") as progress, open_dump(partial, "w") as out:
+            task = progress.add_task("dump", total=None)
+            return await dump_database(
+                db,
+                out,
+                on_total=lambda total: progress.update(task, total=total),
+                on_rows=lambda rows: progress.advance(task, rows),
+            )
+
+    try:
+        result = _run(work)
+    except TransferError as exc:
+        partial.unlink(missing_ok=True)
+        err_console.print(f"[red]Dump refused:[/] {exc}")
+        sys.exit(1)
+    partial.replace(path)
+    console.print(
+        f"Dumped {sum(result.rows.values()):,} rows of {len(result.rows)} tables ({result.transactions:,} "
+        f"transactions, schema {result.revision}) from {_describe(settings.database_url)} to {path} "
+        f"({_size(path.stat().st_size)}) in {time.perf_counter() - started:.2f} s."
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(path: Path) -> None:
+    """Load a dump into the configured database, which must be empty and migrated."""
+    import time
+
+    from timebank.operations.transfer import TransferError, load_database, open_dump, read_header
+
+    settings = get_settings()
+    started = time.perf_counter()
+    try:
+        with open_dump(path, "r") as source:
+            total = sum(read_header(source)["tables"].values())
+    except TransferError as exc:
+        err_console.print(f"[red]Load refused:[/] {exc}")
+        sys.exit(1)
+
+    async def work(db: Database) -> Any:
+        with _progress("Loading") as progress, open_dump(path, "r") as source:
+            task = progress.add_task("load", total=total)
+            return await load_database(db, source, on_rows=lambda rows: progress.advance(task, rows))
+
+    try:
+        result = _run(work)
+    except TransferError as exc:
+        err_console.print(f"[red]Load refused:[/] {exc}")
+        sys.exit(1)
+    console.print(
+        f"Loaded {sum(result.rows.values()):,} rows of {len(result.rows)} tables ({result.transactions:,} "
+        f"transactions) into {_describe(settings.database_url)} in {time.perf_counter() - started:.2f} s. "
+        "Check it with `timebank verify`."
+    )
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (TIMEBANK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (TIMEBANK_PORT, default 8000).")
