@@ -207,6 +207,70 @@ def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
     )
 
 
+@member.command("export")
+@click.argument("member_id", type=int)
+@click.option("--org", "org_slug", required=True, help="Slug of the member's organisation.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+def member_export(member_id: int, org_slug: str, output: Path | None) -> None:
+    """Everything held about one member (a subject access request), as readable JSON."""
+    import json
+
+    from timebank.orgs.service import get_organisation_by_slug
+    from timebank.privacy.service import export_member
+
+    async def work(db: Database) -> dict[str, Any]:
+        organisation = await get_organisation_by_slug(db, org_slug)
+        assert organisation.id is not None
+        return await export_member(db, organisation.id, member_id)
+
+    document = _run(work)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(
+        f"Wrote everything held about member {member_id} of {org_slug} to {output}: "
+        f"{len(document['transactions'])} transactions, login: {'yes' if document['login'] else 'none'}, "
+        f"records in other tables: {sum(len(rows) for rows in document['other_records'].values())}."
+    )
+
+
+@member.command("erase")
+@click.argument("member_id", type=int)
+@click.option("--org", "org_slug", required=True, help="Slug of the member's organisation.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+def member_erase(member_id: int, org_slug: str, yes: bool) -> None:
+    """Erase a member who has left: name, email, login and descriptions go; their postings stay."""
+    from timebank.members.service import get_member
+    from timebank.orgs.service import get_organisation_by_slug
+    from timebank.privacy.service import erase_member, erased_name
+
+    async def name_of(db: Database) -> tuple[int, str]:
+        organisation = await get_organisation_by_slug(db, org_slug)
+        assert organisation.id is not None
+        return organisation.id, (await get_member(db, organisation.id, member_id)).display_name
+
+    organisation_id, name = _run(name_of)
+    if not yes:
+        typed = click.prompt(f"This cannot be undone. Type the member's name ({name}) to erase them")
+        if " ".join(typed.split()).casefold() != name.casefold():
+            err_console.print("The name does not match; nothing was erased.")
+            sys.exit(1)
+
+    async def work(db: Database) -> Any:
+        return await erase_member(db, organisation_id, member_id, by_user_id=None)
+
+    done = _run(work)
+    console.print(
+        f"Erased member {member_id} of {org_slug}: now '{erased_name(member_id)}'; "
+        f"{done.descriptions_removed} description(s) removed; login {done.login}; "
+        f"{done.sign_in_records_removed} sign-in record(s) removed. Their postings and balance stay."
+    )
+
+
 @main.command()
 def demo() -> None:
     """Load the demo day centre (does nothing if it is already loaded)."""

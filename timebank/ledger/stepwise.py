@@ -307,7 +307,7 @@ async def _write_postings(
     )
     await conn.execute(
         update(accounts)
-        .where(accounts.c.id == bindparam("b_id"))
+        .where(accounts.c.organisation_id == organisation_id, accounts.c.id == bindparam("b_id"))
         .values(
             balance_minutes=bindparam("b_balance"),
             version=bindparam("b_version"),
