@@ -103,7 +103,8 @@ def _sqlite_update_guard(allow_erasure: bool) -> list[str]:
         f"""
         CREATE TRIGGER transactions_append_only_update BEFORE UPDATE ON transactions {when}
         BEGIN
-            SELECT RAISE(ABORT, 'the ledger is append-only: UPDATE on transactions is refused (post a reversal instead)');
+            SELECT RAISE(ABORT,
+                'the ledger is append-only: UPDATE on transactions is refused (post a reversal instead)');
         END
         """,
     ]
