@@ -7,6 +7,8 @@
 2. Every statement inside the database's own functions names its organisation, as
    a distributed database (Citus) routes by it: ``timebank_post``'s balance update
    and the zero-sum check of ``timebank_check_balanced``.
+3. The foreign key from accounts to members includes the organisation, like every
+   other foreign key between tenant tables.
 
 Revision ID: 0007
 Revises: 0003
@@ -118,7 +120,29 @@ def _patch_timebank_post(old: str, new: str) -> None:
     op.execute(definition.replace(old, new))
 
 
+def _composite_member_key() -> None:
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.create_unique_constraint(op.f("uq_members_organisation_id_id"), ["organisation_id", "id"])
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_accounts_member_id_members", type_="foreignkey")
+        batch_op.create_foreign_key(
+            op.f("fk_accounts_organisation_id_member_id_members"),
+            "members",
+            ["organisation_id", "member_id"],
+            ["organisation_id", "id"],
+        )
+
+
+def _single_member_key() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_accounts_organisation_id_member_id_members", type_="foreignkey")
+        batch_op.create_foreign_key(op.f("fk_accounts_member_id_members"), "members", ["member_id"], ["id"])
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("uq_members_organisation_id_id"), type_="unique")
+
+
 def upgrade() -> None:
+    _composite_member_key()
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_REFUSE_CHANGE_POSTGRES)
         op.execute(_CHECK_BALANCED)
@@ -136,3 +160,4 @@ def downgrade() -> None:
     else:
         for statement in _sqlite_update_guard(allow_erasure=False):
             op.execute(statement)
+    _single_member_key()
