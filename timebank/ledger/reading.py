@@ -38,7 +38,7 @@ async def load_transaction(
     lines = (
         await conn.execute(
             select(postings.c.account_id, postings.c.minutes, postings.c.balance_after, postings.c.account_version)
-            .where(postings.c.transaction_id == transaction_id)
+            .where(postings.c.organisation_id == organisation_id, postings.c.transaction_id == transaction_id)
             .order_by(postings.c.id)
         )
     ).all()
@@ -47,10 +47,22 @@ async def load_transaction(
 
 def _transaction_query():  # type: ignore[no-untyped-def]
     reversal = transactions.alias("reversal")
-    reversed_by = select(reversal.c.id).where(reversal.c.reverses_id == transactions.c.id).scalar_subquery()
+    reversed_by = (
+        select(reversal.c.id)
+        .where(
+            reversal.c.organisation_id == transactions.c.organisation_id, reversal.c.reverses_id == transactions.c.id
+        )
+        .scalar_subquery()
+    )
     return select(
         transactions, categories.c.name.label("category_name"), reversed_by.label("reversed_by_id")
-    ).select_from(transactions.outerjoin(categories, categories.c.id == transactions.c.category_id))
+    ).select_from(transactions.outerjoin(categories, _category_of_transaction()))
+
+
+def _category_of_transaction():  # type: ignore[no-untyped-def]
+    return and_(
+        categories.c.organisation_id == transactions.c.organisation_id, categories.c.id == transactions.c.category_id
+    )
 
 
 def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
@@ -104,7 +116,7 @@ async def statement(db: Database, organisation_id: int, account_id: int, start: 
         raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
     async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
-        opening = await _sum_before(conn, account_id, start)
+        opening = await _sum_before(conn, organisation_id, account_id, start)
         rows = (
             await conn.execute(
                 select(
@@ -117,15 +129,23 @@ async def statement(db: Database, organisation_id: int, account_id: int, start: 
                     categories.c.name.label("category_name"),
                 )
                 .select_from(
-                    postings.join(transactions, transactions.c.id == postings.c.transaction_id).outerjoin(
-                        categories, categories.c.id == transactions.c.category_id
-                    )
+                    postings.join(
+                        transactions,
+                        and_(
+                            transactions.c.organisation_id == postings.c.organisation_id,
+                            transactions.c.id == postings.c.transaction_id,
+                        ),
+                    ).outerjoin(categories, _category_of_transaction())
                 )
-                .where(postings.c.account_id == account_id, postings.c.occurred_on.between(start, end))
+                .where(
+                    postings.c.organisation_id == organisation_id,
+                    postings.c.account_id == account_id,
+                    postings.c.occurred_on.between(start, end),
+                )
                 .order_by(postings.c.occurred_on, postings.c.transaction_id)
             )
         ).all()
-        counterparts = await _counterparts(conn, [row.transaction_id for row in rows], account_id)
+        counterparts = await _counterparts(conn, organisation_id, [row.transaction_id for row in rows], account_id)
     entries = []
     running = opening
     for row in rows:
@@ -146,18 +166,25 @@ async def statement(db: Database, organisation_id: int, account_id: int, start: 
     return Statement(account_id, start, end, opening, tuple(entries), running)
 
 
-async def _counterparts(conn: AsyncConnection, transaction_ids: list[int], account_id: int) -> dict[int, list[str]]:
+async def _counterparts(
+    conn: AsyncConnection, organisation_id: int, transaction_ids: list[int], account_id: int
+) -> dict[int, list[str]]:
     names: dict[int, list[str]] = defaultdict(list)
     if not transaction_ids:
         return names
     rows = await conn.execute(
         select(postings.c.transaction_id, accounts.c.kind, members.c.display_name)
         .select_from(
-            postings.join(accounts, accounts.c.id == postings.c.account_id).outerjoin(
-                members, members.c.id == accounts.c.member_id
-            )
+            postings.join(
+                accounts,
+                and_(accounts.c.organisation_id == postings.c.organisation_id, accounts.c.id == postings.c.account_id),
+            ).outerjoin(members, _member_of_account())
         )
-        .where(postings.c.transaction_id.in_(transaction_ids), postings.c.account_id != account_id)
+        .where(
+            postings.c.organisation_id == organisation_id,
+            postings.c.transaction_id.in_(transaction_ids),
+            postings.c.account_id != account_id,
+        )
         .order_by(postings.c.transaction_id, postings.c.id)
     )
     for row in rows:
@@ -177,10 +204,12 @@ async def _require_account(conn: AsyncConnection, organisation_id: int, account_
         raise errors.AccountNotFound(f"no account {account_id} in this organisation")
 
 
-async def _sum_before(conn: AsyncConnection, account_id: int, before: dt.date) -> int:
+async def _sum_before(conn: AsyncConnection, organisation_id: int, account_id: int, before: dt.date) -> int:
     total = await conn.scalar(
         select(func.coalesce(func.sum(postings.c.minutes), 0)).where(
-            postings.c.account_id == account_id, postings.c.occurred_on < before
+            postings.c.organisation_id == organisation_id,
+            postings.c.account_id == account_id,
+            postings.c.occurred_on < before,
         )
     )
     return int(total)
@@ -215,9 +244,13 @@ def _account_view_query():  # type: ignore[no-untyped-def]
         accounts.c.is_active,
     ).select_from(
         accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
-            members, members.c.id == accounts.c.member_id
+            members, _member_of_account()
         )
     )
+
+
+def _member_of_account():  # type: ignore[no-untyped-def]
+    return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
 
 def _account_view(row: Row) -> AccountView:
@@ -289,7 +322,11 @@ async def list_transactions(
         conditions.append(categories.c.name == category)
     if account_id is not None:
         conditions.append(
-            transactions.c.id.in_(select(postings.c.transaction_id).where(postings.c.account_id == account_id))
+            transactions.c.id.in_(
+                select(postings.c.transaction_id).where(
+                    postings.c.organisation_id == organisation_id, postings.c.account_id == account_id
+                )
+            )
         )
     if after is not None:
         conditions.append(
@@ -317,7 +354,10 @@ async def list_transactions(
                     postings.c.balance_after,
                     postings.c.account_version,
                 )
-                .where(postings.c.transaction_id.in_([row.id for row in rows]))
+                .where(
+                    postings.c.organisation_id == organisation_id,
+                    postings.c.transaction_id.in_([row.id for row in rows]),
+                )
                 .order_by(postings.c.id)
             ):
                 lines[line.transaction_id].append(PostingLine(*line[1:]))
