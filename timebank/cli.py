@@ -20,8 +20,8 @@ from timebank.db.retry import sqlstate
 from timebank.ledger import errors
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths and messages stay on one line in logs
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:

@@ -107,7 +107,7 @@ async def balance_as_of(db: Database, organisation_id: int, account_id: int, on:
     """The balance counting every posting for help given on or before ``on`` (by service date)."""
     async with db.autocommit() as conn:
         await _require_account(conn, organisation_id, account_id)
-        return await _sum_before(conn, account_id, on + dt.timedelta(days=1))
+        return await _sum_before(conn, organisation_id, account_id, on + dt.timedelta(days=1))
 
 
 async def statement(db: Database, organisation_id: int, account_id: int, start: dt.date, end: dt.date) -> Statement:

@@ -43,7 +43,7 @@ class BackupResult:
         """What the status file records (the metrics read the age of the last good backup from it)."""
         return {
             "finished_at": self.finished_at.isoformat(),
-            "path": str(self.path),
+            "path": str(self.path.resolve()),
             "bytes": self.bytes,
             "transactions": self.transactions,
         }

@@ -358,7 +358,7 @@ async def _erase_descriptions(
 
 
 def _naming_pattern(identifiers: list[str | None]) -> re.Pattern[str] | None:
-    whole = [re.escape(text) for text in identifiers if text]
+    whole = [rf"(?<!\w){re.escape(text)}(?!\w)" for text in identifiers if text]
     parts = [
         rf"\b{re.escape(part)}\b"
         for text in identifiers[:1]
