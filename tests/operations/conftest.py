@@ -1,7 +1,7 @@
 """Fixtures for the operations tests: databases of their own, and the command line."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -28,15 +28,10 @@ async def fresh_db(fresh_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def run_cli(url: str, *args: str, **env: str) -> Result:
+def run_cli(url: str, *args: str, input: str | None = None, **env: str) -> Result:
     """``timebank ARGS`` against the database at ``url`` (call it in a thread from async tests)."""
     get_settings.cache_clear()
     try:
-        return CliRunner().invoke(main, list(args), env={"TIMEBANK_DATABASE_URL": url, **env})
+        return CliRunner().invoke(main, list(args), input=input, env={"TIMEBANK_DATABASE_URL": url, **env})
     finally:
         get_settings.cache_clear()
-
-
-@pytest.fixture
-def cli() -> Callable[..., Result]:
-    return run_cli

@@ -2,9 +2,11 @@
 or a dump, while their postings, every balance and the ledger's checks stay exactly as they were.
 The append-only guard lets through only a description replaced by the erasure marker."""
 
+import asyncio
 import datetime as dt
 import enum
 import io
+import json
 import uuid
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import make_org, new_key, today
+from tests.operations.conftest import run_cli
 from timebank import ledger
 from timebank.auth.rate_limit import record_failure
 from timebank.auth.tokens import issue_token
@@ -222,3 +225,25 @@ class TestTheAppendOnlyGuard:
             )
             assert await conn.scalar(select(func.count()).select_from(transactions).where(
                 transactions.c.description == ERASED_DESCRIPTION)) == 1  # fmt: skip
+
+
+class TestCommands:
+    async def test_export_writes_the_file_and_erase_asks_for_the_name(self, scene, fresh_url, tmp_path):
+        db, org, person, new, *_ = scene
+        output = tmp_path / "sar.json"
+        exported = await asyncio.to_thread(
+            run_cli, fresh_url, "member", "export", str(new.member.id), "--org", org.slug, "--output", str(output)
+        )
+        assert exported.exit_code == 0, exported.output
+        assert json.loads(output.read_text())["member"]["display_name"] == person.name
+
+        wrong = await asyncio.to_thread(
+            run_cli, fresh_url, "member", "erase", str(new.member.id), "--org", org.slug, input="Someone Else\n"
+        )
+        assert wrong.exit_code == 1 and "nothing was erased" in wrong.output
+        erased = await asyncio.to_thread(
+            run_cli, fresh_url, "member", "erase", str(new.member.id), "--org", org.slug, input=f"{person.name}\n"
+        )
+        assert erased.exit_code == 0, erased.output
+        assert f"now 'Erased member {new.member.id}'" in erased.output
+        assert person.name.lower() not in await everything_in_the_database(db)
