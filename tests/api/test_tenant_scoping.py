@@ -119,7 +119,12 @@ async def a_representative_run(client, api_org: ApiOrg) -> None:
 
     await ok(await client.get("/api/v1/me", headers=member.headers))
     await ok(await client.get(url(), headers=member.headers))
-    await ok(await client.patch(url(), json={"name": f"Centre {uuid.uuid4().hex[:4]}"}, headers=coordinator.headers))
+    settings = {
+        "name": f"Centre {uuid.uuid4().hex[:4]}",
+        "min_balance_hours": "-99",
+        "categories": ["Gardening", "Cooking", "Lifts"],
+    }
+    await ok(await client.patch(url(), json=settings, headers=coordinator.headers))
     new = await ok(await client.post(url("/members"), json={"display_name": "Newcomer"}, headers=staff.headers), 201)
     await ok(await client.get(url("/members?q=new"), headers=staff.headers))
     await ok(await client.get(url(f"/members/{member.member_id}"), headers=member.headers))

@@ -182,10 +182,12 @@ async def _set_categories(session: AsyncSession, organisation_id: int, names: li
     }
     wanted = {name.casefold(): name for name in names}
     for key, category in existing.items():
-        category.is_active = key in wanted
-        if key in wanted:
-            category.name = wanted[key]
-        session.add(category)
+        # A Core statement naming the organisation: the ORM would update by id alone.
+        await session.exec(
+            update(Category)
+            .where(Category.organisation_id == organisation_id, Category.id == category.id)  # type: ignore[arg-type]
+            .values(is_active=key in wanted, name=wanted.get(key, category.name))
+        )
     for key, name in wanted.items():
         if key not in existing:
             session.add(Category(organisation_id=organisation_id, name=name))

@@ -140,16 +140,30 @@ async def _statement(conn: AsyncConnection, organisation_id: int, account_id: in
     mine = postings.alias("mine")
     other = postings.alias("other")
     other_account = accounts.alias("other_account")
-    counterparts = (
-        select(func.min(other_account.c.kind), func.count())
-        .select_from(other.join(other_account, other_account.c.id == other.c.account_id))
-        .where(
-            other.c.organisation_id == organisation_id,
-            other_account.c.organisation_id == organisation_id,
-            other.c.transaction_id == transactions.c.id,
-            other.c.account_id != account_id,
-        )
+    theirs = select(mine.c.transaction_id).where(
+        mine.c.organisation_id == organisation_id, mine.c.account_id == account_id
     )
+    others = {
+        row.transaction_id: (row.kind, row.legs)
+        for row in await conn.execute(
+            select(other.c.transaction_id, func.min(other_account.c.kind).label("kind"), func.count().label("legs"))
+            .select_from(
+                other.join(
+                    other_account,
+                    and_(
+                        other_account.c.organisation_id == other.c.organisation_id,
+                        other_account.c.id == other.c.account_id,
+                    ),
+                )
+            )
+            .where(
+                other.c.organisation_id == organisation_id,
+                other.c.account_id != account_id,
+                other.c.transaction_id.in_(theirs),
+            )
+            .group_by(other.c.transaction_id)
+        )
+    }
     rows = await conn.execute(
         select(
             transactions.c.id,
@@ -181,7 +195,7 @@ async def _statement(conn: AsyncConnection, organisation_id: int, account_id: in
     )
     entries = []
     for row in rows:
-        kind, count = (await conn.execute(counterparts.where(transactions.c.id == row.id))).one()
+        kind, count = others.get(row.id, (None, 0))
         entries.append(
             {
                 "transaction_id": row.id,
