@@ -6,13 +6,14 @@ directory, so a new migration is tested without a change here.
 The ledger is made here, not by the ledger code (which fits only the latest schema), and
 inserted through the tables as that revision's database describes them (reflected). A
 column that a later revision adds as NOT NULL without a default must be given a value in
-``EXTRA_VALUES``; the test says so when it meets one.
+``EXTRA_VALUES`` (as a function of the row); the test says so when it meets one.
 """
 
 import asyncio
 import datetime as dt
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,8 +29,9 @@ SEED = 1101
 SCRIPTS = ScriptDirectory.from_config(alembic_config("sqlite://"))
 HEAD = SCRIPTS.get_current_head()
 EARLIER = [revision.revision for revision in SCRIPTS.walk_revisions() if revision.revision != HEAD]
-# Values for NOT NULL columns without a default that some revision adds: {(table, column): value}.
-EXTRA_VALUES: dict[tuple[str, str], Any] = {}
+# Values for NOT NULL columns without a default that some revision adds:
+# {(table, column): a function of the row's other values}, e.g. a case-folded key from the name.
+EXTRA_VALUES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {}
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
 
@@ -157,7 +159,7 @@ def insert_at_revision(sync_connection, ledger: dict[str, list[dict[str, Any]]],
                         f"revision {revision}: {name}.{column.name} is NOT NULL without a default; "
                         "give it a value in EXTRA_VALUES"
                     )
-                values[column.name] = EXTRA_VALUES[(name, column.name)]
+                values[column.name] = EXTRA_VALUES[(name, column.name)](values)
             rows.append(values)
         sync_connection.execute(table.insert(), rows)
 
