@@ -154,3 +154,20 @@ class TestRetention:
             "timebank-20260405T140000Z.pgdump",
             "timebank-20260412T140000Z.pgdump",
         ]
+
+    async def test_prune_deletes_what_retention_drops_and_nothing_else(self, fresh_url, fresh_db, tmp_path):
+        backups = tmp_path / "kept"
+        backups.mkdir()
+        old = [f"timebank-202601{day:02d}T020000Z.sqlite3" for day in range(1, 31)]  # January, daily
+        for name in [*old, "README.txt"]:
+            (backups / name).write_text("x")
+        result = await asyncio.to_thread(
+            run_cli, fresh_url, "backup", str(backups), "--prune", "--keep-daily", "3", "--keep-weekly", "2",
+            TIMEBANK_BACKUP_STATUS_FILE=str(tmp_path / "status.json"),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        left = sorted(p.name for p in backups.iterdir())
+        new = json.loads((tmp_path / "status.json").read_text())["path"].rsplit("/", 1)[1]
+        # Three days: today's new backup, 30 and 29 January; two weeks: today's and 30 January's.
+        assert left == ["README.txt", "timebank-20260129T020000Z.sqlite3", "timebank-20260130T020000Z.sqlite3", new]
+        assert f"Pruned {len(old) - 2} old backup(s)" in result.output
