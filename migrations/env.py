@@ -30,10 +30,28 @@ async def _run_async_migrations(url: str) -> None:
     database = create_database(url)
     try:
         async with database.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table (copy, drop, rename): with foreign keys on, dropping
+                # a table that others refer to fails. SQLite's own procedure for altering tables:
+                # foreign keys off (only possible outside a transaction), then check them all.
+                await _sqlite_foreign_keys(connection, "OFF")
             await connection.run_sync(_run_migrations)
             await connection.commit()
+            if sqlite:
+                await _sqlite_foreign_keys(connection, "ON")
     finally:
         await database.dispose()
+
+
+async def _sqlite_foreign_keys(connection, state: str) -> None:  # type: ignore[no-untyped-def]
+    raw = (await connection.get_raw_connection()).driver_connection
+    await raw.execute(f"PRAGMA foreign_keys={state}")
+    if state == "ON":
+        cursor = await raw.execute("PRAGMA foreign_key_check")
+        broken = await cursor.fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
 
 
 def run_migrations_online() -> None:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -14,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
+from sqlalchemy.exc import DBAPIError
 
 from timebank import __version__
 from timebank.access_log import access_log_middleware
@@ -24,12 +26,14 @@ from timebank.auth.endpoints import AuthController, change_my_password, me
 from timebank.config import Settings, get_settings
 from timebank.control_characters import control_character_middleware
 from timebank.db import Database, create_database
+from timebank.db.migrate import SchemaNotCurrent, schema_status
 from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController
 from timebank.monitoring.endpoint import PROMETHEUS_CONFIG, metrics
 from timebank.orgs.endpoints import OrganisationController, create_org
+from timebank.privacy.endpoints import PrivacyController
 from timebank.proxy import request_context_middleware
 from timebank.security import add_security_headers
 from timebank.web import csrf_config, page_routes
@@ -38,6 +42,7 @@ from timebank.web.i18n import PageLocale
 from timebank.web.templating import template_config
 
 STATIC_DIR = Path(__file__).parent / "static"
+logger = structlog.get_logger("timebank")
 
 
 def create_app(
@@ -59,6 +64,7 @@ def create_app(
             echo=settings.db_echo,
         )
         try:
+            await refuse_a_schema_that_is_not_current(app.state.db)
             yield
         finally:
             if owned:
@@ -69,7 +75,13 @@ def create_app(
 
     organisation_api = Router(
         path="/api/v1/orgs/{org:str}",
-        route_handlers=[OrganisationController, MemberController, AccountController, ExchangeController],
+        route_handlers=[
+            OrganisationController,
+            MemberController,
+            PrivacyController,
+            AccountController,
+            ExchangeController,
+        ],
         # Every route in here acts inside one organisation, as an active member of it.
         dependencies={"ctx": Provide(provide_org_context)},
     )
@@ -119,6 +131,22 @@ def create_app(
     # (a 404) too, and the client address must be the real one before anything reads it.
     app.asgi_handler = request_context_middleware(access_log_middleware(app.asgi_handler), settings.trusted_proxies)
     return app
+
+
+async def refuse_a_schema_that_is_not_current(db: Database) -> None:
+    """Raise SchemaNotCurrent when the database is behind or ahead of this code.
+
+    A database that cannot be reached is not refused: the service starts, answers 503
+    and recovers when the database returns (the check then happens at the next start).
+    """
+    try:
+        async with db.engine.connect() as conn:
+            status = await schema_status(conn)
+    except (OSError, DBAPIError) as exc:
+        logger.warning("schema check skipped: database unreachable", error=type(exc).__name__)
+        return
+    if not status.is_current:
+        raise SchemaNotCurrent(status)
 
 
 def _logging_config(settings: Settings) -> StructlogConfig:

@@ -15,12 +15,13 @@ from sqlalchemy.exc import DBAPIError
 
 from timebank.config import get_settings
 from timebank.db import Database, create_database
+from timebank.db.migrate import SchemaStatus
 from timebank.db.retry import sqlstate
 from timebank.ledger import errors
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths and messages stay on one line in logs
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -61,13 +62,31 @@ def main() -> None:
 
 
 @main.command()
-def migrate() -> None:
+@click.option("--check", is_flag=True, help="Change nothing: exit 1 unless the database is at the latest migration.")
+def migrate(check: bool) -> None:
     """Bring the database schema up to date (safe to run repeatedly)."""
     from timebank.db.migrate import upgrade
 
     settings = get_settings()
+    if check:
+        status = _schema_status()
+        if not status.is_current:
+            err_console.print(f"[red]Not current:[/] {status.describe()}.")
+            sys.exit(1)
+        console.print(f"Up to date: {status.describe()} ({_describe(settings.database_url)}).")
+        return
     upgrade(settings.database_url)
     console.print(f"Database is up to date ({_describe(settings.database_url)}).")
+
+
+def _schema_status() -> SchemaStatus:
+    from timebank.db.migrate import schema_status
+
+    async def work(db: Database) -> SchemaStatus:
+        async with db.engine.connect() as conn:
+            return await schema_status(conn)
+
+    return _run(work)
 
 
 @main.group()
@@ -188,6 +207,70 @@ def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
     )
 
 
+@member.command("export")
+@click.argument("member_id", type=int)
+@click.option("--org", "org_slug", required=True, help="Slug of the member's organisation.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+def member_export(member_id: int, org_slug: str, output: Path | None) -> None:
+    """Everything held about one member (a subject access request), as readable JSON."""
+    import json
+
+    from timebank.orgs.service import get_organisation_by_slug
+    from timebank.privacy.service import export_member
+
+    async def work(db: Database) -> dict[str, Any]:
+        organisation = await get_organisation_by_slug(db, org_slug)
+        assert organisation.id is not None
+        return await export_member(db, organisation.id, member_id)
+
+    document = _run(work)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(
+        f"Wrote everything held about member {member_id} of {org_slug} to {output}: "
+        f"{len(document['transactions'])} transactions, login: {'yes' if document['login'] else 'none'}, "
+        f"records in other tables: {sum(len(rows) for rows in document['other_records'].values())}."
+    )
+
+
+@member.command("erase")
+@click.argument("member_id", type=int)
+@click.option("--org", "org_slug", required=True, help="Slug of the member's organisation.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+def member_erase(member_id: int, org_slug: str, yes: bool) -> None:
+    """Erase a member who has left: name, email, login and descriptions go; their postings stay."""
+    from timebank.members.service import get_member
+    from timebank.orgs.service import get_organisation_by_slug
+    from timebank.privacy.service import erase_member, erased_name
+
+    async def name_of(db: Database) -> tuple[int, str]:
+        organisation = await get_organisation_by_slug(db, org_slug)
+        assert organisation.id is not None
+        return organisation.id, (await get_member(db, organisation.id, member_id)).display_name
+
+    organisation_id, name = _run(name_of)
+    if not yes:
+        typed = click.prompt(f"This cannot be undone. Type the member's name ({name}) to erase them")
+        if " ".join(typed.split()).casefold() != name.casefold():
+            err_console.print("The name does not match; nothing was erased.")
+            sys.exit(1)
+
+    async def work(db: Database) -> Any:
+        return await erase_member(db, organisation_id, member_id, by_user_id=None)
+
+    done = _run(work)
+    console.print(
+        f"Erased member {member_id} of {org_slug}: now '{erased_name(member_id)}'; "
+        f"{done.descriptions_removed} description(s) removed; login {done.login}; "
+        f"{done.sign_in_records_removed} sign-in record(s) removed. Their postings and balance stay."
+    )
+
+
 @main.command()
 def demo() -> None:
     """Load the demo day centre (does nothing if it is already loaded)."""
@@ -219,6 +302,145 @@ def verify() -> None:
 
 
 @main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="With PATH a directory: then delete the backups retention drops.")
+@click.option("--keep-daily", default=14, show_default=True, help="Days whose newest backup --prune keeps.")
+@click.option("--keep-weekly", default=8, show_default=True, help="Weeks whose newest backup --prune keeps.")
+def backup(path: Path, prune: bool, keep_daily: int, keep_weekly: int) -> None:
+    """Write a consistent backup while the service runs (PATH: a file, or a directory to name one in)."""
+    import datetime as dt
+
+    from timebank.operations.backup import (
+        BackupError,
+        backup_file_name,
+        create_backup,
+        prune_backups,
+        write_status,
+    )
+
+    settings = get_settings()
+    directory = path if path.is_dir() else None
+    if prune and directory is None:
+        raise click.UsageError("--prune needs PATH to be the directory the backups are kept in")
+    target = path / backup_file_name(settings.database_url, dt.datetime.now(dt.UTC)) if directory else path
+    try:
+        result = create_backup(settings.database_url, target, pg_dump=settings.pg_dump)
+    except BackupError as exc:
+        err_console.print(f"[red]Backup failed:[/] {exc}")
+        sys.exit(1)
+    write_status(settings.backup_status_file, result)
+    console.print(
+        f"Backed up {result.transactions:,} transactions from {_describe(settings.database_url)} "
+        f"to {result.path} ({_size(result.bytes)}) in {result.seconds:.2f} s."
+    )
+    console.print(f"Recorded it in {settings.backup_status_file}.")
+    if directory is not None and prune:
+        removed = prune_backups(directory, daily=keep_daily, weekly=keep_weekly)
+        console.print(
+            f"Pruned {len(removed)} old backup(s) (keeping the newest of each of {keep_daily} days "
+            f"and {keep_weekly} weeks)" + "".join(f"\n  removed {p.name}" for p in removed)
+        )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(path: Path) -> None:
+    """Restore a backup into the configured database, which must be empty."""
+    from timebank.operations.backup import BackupError, restore_backup
+
+    settings = get_settings()
+    try:
+        result = restore_backup(settings.database_url, path, pg_restore=settings.pg_restore)
+    except BackupError as exc:
+        err_console.print(f"[red]Restore refused:[/] {exc}")
+        sys.exit(1)
+    console.print(
+        f"Restored {result.transactions:,} transactions from {path} ({_size(result.bytes)}) "
+        f"into {_describe(settings.database_url)} in {result.seconds:.2f} s."
+    )
+    status = _schema_status()
+    if not status.is_current:
+        console.print(f"Next: {status.describe()}.")
+    console.print("Check it with `timebank verify`.")
+
+
+def _progress(verb: str) -> Progress:
+    return Progress(
+        TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def dump(path: Path) -> None:
+    """Write everything that matters to PATH (JSON lines), to load into another database."""
+    import time
+
+    from timebank.operations.transfer import TransferError, dump_database, open_dump
+
+    settings = get_settings()
+    started = time.perf_counter()
+    partial = path.with_name(path.name + ".partial")
+
+    async def work(db: Database) -> Any:
+        with _progress("Dumping") as progress, open_dump(partial, "w") as out:
+            task = progress.add_task("dump", total=None)
+            return await dump_database(
+                db,
+                out,
+                on_total=lambda total: progress.update(task, total=total),
+                on_rows=lambda rows: progress.advance(task, rows),
+            )
+
+    try:
+        result = _run(work)
+    except TransferError as exc:
+        partial.unlink(missing_ok=True)
+        err_console.print(f"[red]Dump refused:[/] {exc}")
+        sys.exit(1)
+    partial.replace(path)
+    console.print(
+        f"Dumped {sum(result.rows.values()):,} rows of {len(result.rows)} tables ({result.transactions:,} "
+        f"transactions, schema {result.revision}) from {_describe(settings.database_url)} to {path} "
+        f"({_size(path.stat().st_size)}) in {time.perf_counter() - started:.2f} s."
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(path: Path) -> None:
+    """Load a dump into the configured database, which must be empty and migrated."""
+    import time
+
+    from timebank.operations.transfer import TransferError, load_database, open_dump, read_header
+
+    settings = get_settings()
+    started = time.perf_counter()
+    try:
+        with open_dump(path, "r") as source:
+            total = sum(read_header(source)["tables"].values())
+    except TransferError as exc:
+        err_console.print(f"[red]Load refused:[/] {exc}")
+        sys.exit(1)
+
+    async def work(db: Database) -> Any:
+        with _progress("Loading") as progress, open_dump(path, "r") as source:
+            task = progress.add_task("load", total=total)
+            return await load_database(db, source, on_rows=lambda rows: progress.advance(task, rows))
+
+    try:
+        result = _run(work)
+    except TransferError as exc:
+        err_console.print(f"[red]Load refused:[/] {exc}")
+        sys.exit(1)
+    console.print(
+        f"Loaded {sum(result.rows.values()):,} rows of {len(result.rows)} tables ({result.transactions:,} "
+        f"transactions) into {_describe(settings.database_url)} in {time.perf_counter() - started:.2f} s. "
+        "Check it with `timebank verify`."
+    )
+
+
+@main.command()
 @click.option("--host", default=None, help="Address to listen on (TIMEBANK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (TIMEBANK_PORT, default 8000).")
 @click.option(
@@ -235,11 +457,27 @@ def serve(host: str | None, port: int | None, workers: int | None, production: b
     from timebank.serving import RefusedToServe, plan_server, run_server
 
     try:
+        status = _schema_status()
+    except (OSError, DBAPIError) as exc:  # unreachable: start anyway, answer 503 until it is back
+        err_console.print(f"[yellow]Database unreachable ({type(exc).__name__}); the schema is checked at start-up.[/]")
+    else:
+        if not status.is_current:
+            err_console.print(f"[red]Timebank will not start:[/] {status.describe()}.")
+            sys.exit(1)
+    try:
         plan = plan_server(host=host, port=port, workers=workers, production=production)
     except RefusedToServe as exc:
         err_console.print(f"[red]Not serving:[/] {exc}", soft_wrap=True)
         sys.exit(2)
     run_server(plan)
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:,} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    raise AssertionError
 
 
 def _describe(url: str) -> str:

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
             raise ValueError("TIMEBANK_METRICS_TOKEN must be at least 16 characters long")
         return value
 
+    # PostgreSQL's client programs for `timebank backup` / `restore` (a name on PATH, or a full path).
+    pg_dump: str = "pg_dump"
+    pg_restore: str = "pg_restore"
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> "Settings":
         if self.environment != "development" and self.secret_key == DEVELOPMENT_SECRET:

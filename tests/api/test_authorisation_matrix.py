@@ -186,6 +186,12 @@ async def _reverse(world: World, actor: Person | None, target: Person) -> Call:
     )
 
 
+async def _erase_a_member(world: World, actor: Person | None, target: Person) -> Call:
+    name = f"Leaver {uuid.uuid4().hex[:6]}"
+    new = await create_member(world.db, world.home.id, display_name=name)
+    return Call(params={"member_id": new.member.id}, json={"confirm_display_name": name})
+
+
 ORG = "/api/v1/orgs/{org}"
 
 # fmt: off
@@ -202,6 +208,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/members"):                         Row((401, 403, 403, 200, 200, 404, 404), _nothing),
     ("GET", f"{ORG}/members/{{member_id}}"):           Row((401, 200, 403, 200, 200, 404, 404), _the_member),
     ("PATCH", f"{ORG}/members/{{member_id}}"):         Row((401, 403, 403, 200, 200, 404, 404), _edit_member),
+    ("GET", f"{ORG}/members/{{member_id}}/export"):    Row((401, 403, 403, 403, 200, 404, 404), _the_member),
+    ("POST", f"{ORG}/members/{{member_id}}/erasure"):  Row((401, 403, 403, 403, 200, 404, 404), _erase_a_member),
     ("GET", f"{ORG}/accounts"):                        Row((401, 403, 403, 200, 200, 404, 404), _nothing),
     ("GET", f"{ORG}/accounts/{{account_id}}"):         Row((401, 200, 403, 200, 200, 404, 404), _the_account),
     ("GET", f"{ORG}/accounts/{{account_id}}/statement"): Row((401, 200, 403, 200, 200, 404, 404), _the_account),

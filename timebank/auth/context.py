@@ -113,7 +113,10 @@ _CALLER_IN_ORGANISATION = HotQuery(
                 members.c.is_active.is_(True),
             ),
         )
-        .outerjoin(accounts, accounts.c.member_id == members.c.id)
+        .outerjoin(
+            accounts,
+            and_(accounts.c.organisation_id == members.c.organisation_id, accounts.c.member_id == members.c.id),
+        )
     )
     .where(_LIVE_TOKEN)
 )

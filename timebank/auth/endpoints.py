@@ -7,7 +7,7 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from timebank.api.dependencies import CallerDep, DatabaseDep, SettingsDep
 from timebank.api.schemas import error_responses
@@ -83,7 +83,11 @@ async def me(caller: CallerDep, db: DatabaseDep) -> Me:
                 )
                 .select_from(
                     members.join(organisations, organisations.c.id == members.c.organisation_id).join(
-                        accounts, accounts.c.member_id == members.c.id
+                        accounts,
+                        and_(
+                            accounts.c.organisation_id == members.c.organisation_id,
+                            accounts.c.member_id == members.c.id,
+                        ),
                     )
                 )
                 .where(members.c.user_id == caller.user_id, members.c.is_active.is_(True))

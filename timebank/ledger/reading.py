@@ -60,15 +60,33 @@ async def load_transaction(
 
 def _transaction_query():  # type: ignore[no-untyped-def]
     reversal = transactions.alias("reversal")
-    reversed_by = select(reversal.c.id).where(reversal.c.reverses_id == transactions.c.id).scalar_subquery()
+    reversed_by = (
+        select(reversal.c.id)
+        .where(
+            reversal.c.organisation_id == transactions.c.organisation_id, reversal.c.reverses_id == transactions.c.id
+        )
+        .scalar_subquery()
+    )
     original = transactions.alias("original")
-    reverses_kind = select(original.c.kind).where(original.c.id == transactions.c.reverses_id).scalar_subquery()
+    reverses_kind = (
+        select(original.c.kind)
+        .where(
+            original.c.organisation_id == transactions.c.organisation_id, original.c.id == transactions.c.reverses_id
+        )
+        .scalar_subquery()
+    )
     return select(
         transactions,
         categories.c.name.label("category_name"),
         reversed_by.label("reversed_by_id"),
         reverses_kind.label("reverses_kind"),
-    ).select_from(transactions.outerjoin(categories, categories.c.id == transactions.c.category_id))
+    ).select_from(transactions.outerjoin(categories, _category_of_transaction()))
+
+
+def _category_of_transaction():  # type: ignore[no-untyped-def]
+    return and_(
+        categories.c.organisation_id == transactions.c.organisation_id, categories.c.id == transactions.c.category_id
+    )
 
 
 def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
@@ -172,9 +190,21 @@ async def statement(
                 categories.c.name.label("category_name"),
             )
             .select_from(
-                postings.join(transactions, transactions.c.id == postings.c.transaction_id)
-                .outerjoin(categories, categories.c.id == transactions.c.category_id)
-                .outerjoin(reversed_transaction, reversed_transaction.c.id == transactions.c.reverses_id)
+                postings.join(
+                    transactions,
+                    and_(
+                        transactions.c.organisation_id == postings.c.organisation_id,
+                        transactions.c.id == postings.c.transaction_id,
+                    ),
+                )
+                .outerjoin(categories, _category_of_transaction())
+                .outerjoin(
+                    reversed_transaction,
+                    and_(
+                        reversed_transaction.c.organisation_id == transactions.c.organisation_id,
+                        reversed_transaction.c.id == transactions.c.reverses_id,
+                    ),
+                )
             )
             .where(in_period, *([~up_to_cursor] if up_to_cursor is not None else []))
             .order_by(postings.c.occurred_on, postings.c.transaction_id)
@@ -222,9 +252,10 @@ async def _counterparts(
             members.c.display_name,
         )
         .select_from(
-            postings.join(accounts, accounts.c.id == postings.c.account_id).outerjoin(
-                members, members.c.id == accounts.c.member_id
-            )
+            postings.join(
+                accounts,
+                and_(accounts.c.organisation_id == postings.c.organisation_id, accounts.c.id == postings.c.account_id),
+            ).outerjoin(members, _member_of_account())
         )
         .where(
             postings.c.organisation_id == organisation_id,
@@ -257,7 +288,7 @@ async def account_labels(db: Database, organisation_id: int, account_ids: Iterab
     async with db.autocommit() as conn:
         rows = await conn.execute(
             select(accounts.c.id, accounts.c.kind, members.c.display_name)
-            .select_from(accounts.outerjoin(members, members.c.id == accounts.c.member_id))
+            .select_from(accounts.outerjoin(members, _member_of_account()))
             .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(wanted))
         )
         return {row.id: account_label(AccountKind(row.kind), row.display_name) for row in rows}
@@ -317,9 +348,13 @@ def _account_view_query():  # type: ignore[no-untyped-def]
         accounts.c.is_active,
     ).select_from(
         accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
-            members, members.c.id == accounts.c.member_id
+            members, _member_of_account()
         )
     )
+
+
+def _member_of_account():  # type: ignore[no-untyped-def]
+    return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
 
 def _account_view(row: Row) -> AccountView:

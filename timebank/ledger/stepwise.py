@@ -67,7 +67,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
         legs = tuple(Leg(p.account_id, -p.minutes) for p in original.postings)
         allowed_kinds = {leg.account_id: frozenset(AccountKind) for leg in legs}
-        category = await _category_id_of(conn, original.id)
+        category = await _category_id_of(conn, entry.organisation_id, original.id)
         occurred_on = today_in(await _timezone_of(conn, entry.organisation_id))
     assert occurred_on is not None
 
@@ -96,7 +96,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         recorded_by_user_id=entry.recorded_by,
         description=entry.description,
         # The organisation's own spelling, whatever the caller typed.
-        category=await _category_name(conn, category_id),
+        category=await _category_name(conn, entry.organisation_id, category_id),
         idempotency_key=entry.idempotency_key,
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
@@ -147,20 +147,30 @@ async def _load_reversible(conn: AsyncConnection, organisation_id: int, transact
         raise errors.TransactionNotFound(f"no transaction {transaction_id} in this organisation")
     if original.kind is TransactionKind.REVERSAL:
         raise errors.CannotReverse(f"transaction {transaction_id} is itself a reversal; post the correct entry instead")
-    already = await conn.scalar(select(transactions.c.id).where(transactions.c.reverses_id == transaction_id))
+    already = await conn.scalar(
+        select(transactions.c.id).where(
+            transactions.c.organisation_id == organisation_id, transactions.c.reverses_id == transaction_id
+        )
+    )
     if already is not None:
         raise refusals.already_reversed(transaction_id, already)
     return original
 
 
-async def _category_id_of(conn: AsyncConnection, transaction_id: int) -> int | None:
-    return await conn.scalar(select(transactions.c.category_id).where(transactions.c.id == transaction_id))
+async def _category_id_of(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> int | None:
+    return await conn.scalar(
+        select(transactions.c.category_id).where(
+            transactions.c.organisation_id == organisation_id, transactions.c.id == transaction_id
+        )
+    )
 
 
-async def _category_name(conn: AsyncConnection, category_id: int | None) -> str | None:
+async def _category_name(conn: AsyncConnection, organisation_id: int, category_id: int | None) -> str | None:
     if category_id is None:
         return None
-    return await conn.scalar(select(categories.c.name).where(categories.c.id == category_id))
+    return await conn.scalar(
+        select(categories.c.name).where(categories.c.organisation_id == organisation_id, categories.c.id == category_id)
+    )
 
 
 async def _claim_idempotency_key(
@@ -310,7 +320,7 @@ async def _write_postings(
     )
     await conn.execute(
         update(accounts)
-        .where(accounts.c.id == bindparam("b_id"))
+        .where(accounts.c.organisation_id == organisation_id, accounts.c.id == bindparam("b_id"))
         .values(
             balance_minutes=bindparam("b_balance"),
             version=bindparam("b_version"),

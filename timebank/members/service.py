@@ -4,6 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_, update
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -148,7 +149,7 @@ def _member_view_query():  # type: ignore[no-untyped-def]
             Account.id,
             Account.balance_minutes,
         )
-        .join(Account, Account.member_id == Member.id)
+        .join(Account, and_(Account.organisation_id == Member.organisation_id, Account.member_id == Member.id))
         .outerjoin(User, User.id == Member.user_id)
     )
 
@@ -206,13 +207,14 @@ async def update_member(
         ).first()
         if member is None:
             raise errors.NotFound(f"no member {member_id} in this organisation")
+        changes: dict[str, object] = {}
         if display_name is not None:
             cleaned = " ".join(display_name.split())
             if not cleaned:
                 raise errors.InvalidEntry("a member needs a display name")
-            member.display_name = cleaned
+            changes["display_name"] = cleaned
         if email is not None:
-            member.email = email
+            changes["email"] = email
         losing_coordinator = (
             member.role is Role.COORDINATOR
             and member.is_active
@@ -223,13 +225,21 @@ async def update_member(
                 "this is the organisation's last active coordinator; make someone else coordinator first"
             )
         if role is not None:
-            member.role = role
+            changes["role"] = role
         if is_active is not None and is_active != member.is_active:
-            member.is_active = is_active
-            account = (await session.exec(select(Account).where(Account.member_id == member_id))).one()
-            account.is_active = is_active
-            session.add(account)
-        session.add(member)
+            changes["is_active"] = is_active
+            # Core statements that name the organisation (the ORM would update by id alone).
+            await session.exec(
+                update(Account)
+                .where(Account.organisation_id == organisation_id, Account.member_id == member_id)  # type: ignore[arg-type]
+                .values(is_active=is_active)
+            )
+        if changes:
+            await session.exec(
+                update(Member)
+                .where(Member.organisation_id == organisation_id, Member.id == member_id)  # type: ignore[arg-type]
+                .values(**changes)
+            )
         await session.commit()
 
 

@@ -1,7 +1,7 @@
 import datetime as dt
 import enum
 
-from sqlalchemy import CheckConstraint, Enum, Index, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Enum, ForeignKeyConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from timebank.models.base import BigId, created_at_field, id_field
@@ -22,6 +22,9 @@ class Account(SQLModel, table=True):
     __table_args__ = (
         # Target of the composite foreign key from postings: same organisation, by construction.
         UniqueConstraint("organisation_id", "id"),
+        # Composite, like every foreign key between tenant tables: a distributed database
+        # (Citus) can only enforce one whose rows live on the same node.
+        ForeignKeyConstraint(["organisation_id", "member_id"], ["members.organisation_id", "members.id"]),
         CheckConstraint(
             "min_balance_minutes IS NULL OR balance_minutes >= min_balance_minutes",
             name="balance_not_below_limit",
@@ -44,7 +47,7 @@ class Account(SQLModel, table=True):
     kind: AccountKind = Field(
         sa_type=Enum(AccountKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
     )
-    member_id: int | None = Field(default=None, foreign_key="members.id", sa_type=BigId, unique=True)
+    member_id: int | None = Field(default=None, sa_type=BigId, unique=True)
     balance_minutes: int = Field(default=0, sa_type=BigId)
     # The floor the balance may not go below right now; NULL means no floor (agency).
     # For a member it is the organisation's minimum, or the balance itself if that is

@@ -17,7 +17,11 @@ class Member(SQLModel, table=True):
     """A person's membership of one organisation. Many members never sign in (no user)."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("organisation_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "user_id"),
+        # Target of the composite foreign key from accounts: same organisation, by construction.
+        UniqueConstraint("organisation_id", "id"),
+    )
 
     id: int | None = id_field()
     organisation_id: int = Field(foreign_key="organisations.id", sa_type=BigId, index=True)

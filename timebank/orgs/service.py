@@ -182,10 +182,13 @@ async def _set_categories(session: AsyncSession, organisation_id: int, names: li
     }
     wanted = {category_key(name): name for name in names}
     for key, category in existing.items():
-        category.is_active = key in wanted
-        if key in wanted:
-            category.name = wanted[key]  # a new spelling of the same name: the key is unchanged
-        session.add(category)
+        # A Core statement naming the organisation: the ORM would update by id alone. A new
+        # spelling of the same name keeps its key.
+        await session.exec(
+            update(Category)
+            .where(Category.organisation_id == organisation_id, Category.id == category.id)  # type: ignore[arg-type]
+            .values(is_active=key in wanted, name=wanted.get(key, category.name))
+        )
     for key, name in wanted.items():
         if key not in existing:
             session.add(Category.named(organisation_id, name))

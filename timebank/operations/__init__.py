@@ -1,0 +1,1 @@
+"""Running Timebank for real: backups and restores, moving between databases."""
