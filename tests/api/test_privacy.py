@@ -52,7 +52,7 @@ class TestErasure:
         me = api_org.coordinator
         r = await client.post(
             api_org.url(f"/members/{me.member_id}/erasure"),
-            json={"confirm_display_name": me.username.title()},
+            json={"confirm_display_name": me.display_name},
             headers=me.headers,
         )
         assert "yourself" in error(r, 409)["detail"]

@@ -106,7 +106,7 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
 
 async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
     data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other"} | {
-        p.username.title() for p in (pseudo_org.staff, pseudo_org.member)
+        p.display_name for p in (pseudo_org.staff, pseudo_org.member)
     }
     pages = await pages_of(pseudo_app, db, pseudo_org)
     assert len(pages) >= 10, sorted(pages)
