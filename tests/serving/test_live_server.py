@@ -8,6 +8,7 @@ The load is seeded (SEED); what is asserted does not depend on timing.
 import json
 import random
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,18 @@ def log_lines(server: ServerProcess) -> list[dict]:
     return lines
 
 
+def logged_request(server: ServerProcess, request_id: str, *, within_seconds: float = 10.0) -> list[dict]:
+    """The log lines of the request with ``request_id``. The server logs a request just after
+    answering it, so the line may land a moment after the answer: wait for it (a bounded wait,
+    not a timing assertion)."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        found = [line for line in log_lines(server) if line.get("request_id") == request_id]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 class TestProductionServing:
     def test_logs_where_it_listens_and_with_how_many_workers(self, server: ServerProcess) -> None:
         (serving,) = [line for line in log_lines(server) if line["event"].startswith("serving on")]
@@ -157,14 +170,14 @@ class TestRequestIds:
         assert refused.status_code == 409, refused.text
         request_id = refused.headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-        (line,) = [line for line in log_lines(server) if line.get("request_id") == request_id]
+        (line,) = logged_request(server, request_id)
         assert line["status"] == 409 and line["path"] == seeded.url("/exchanges")
 
     def test_the_trusted_proxys_request_id_is_kept_and_logged(self, server: ServerProcess) -> None:
         answered = httpx.get(f"{server.base_url}/no/such/page", headers={"X-Request-ID": "nginx-7f3a9c"})
         assert answered.status_code == 404
         assert answered.headers["x-request-id"] == "nginx-7f3a9c"
-        (line,) = [line for line in log_lines(server) if line.get("request_id") == "nginx-7f3a9c"]
+        (line,) = logged_request(server, "nginx-7f3a9c")
         assert line["status"] == 404
 
     def test_every_request_line_carries_an_id(self, server: ServerProcess) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -144,6 +145,8 @@ class TestProductionRuns:
     def test_development_serving_also_leaves_forwarded_headers_to_the_app(self, monkeypatch) -> None:
         calls: list[dict] = []
         monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append(options))
+        # No database here: the schema check before serving (tests/operations) is not this test's.
+        monkeypatch.setattr("timebank.cli._schema_status", lambda: SimpleNamespace(is_current=True))
         done = CliRunner().invoke(main, ["serve", "--port", "8124"])
         assert done.exit_code == 0, done.output
         assert calls[0]["proxy_headers"] is False and calls[0]["workers"] == 1
