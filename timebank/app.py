@@ -28,6 +28,7 @@ from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
 from timebank.members.endpoints import MemberController
 from timebank.orgs.endpoints import OrganisationController, create_org
+from timebank.reports.endpoints import ExportController, HourlyRateController, PeriodController, ReportController
 from timebank.security import add_security_headers
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -58,7 +59,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     organisation_api = Router(
         path="/api/v1/orgs/{org:str}",
-        route_handlers=[OrganisationController, MemberController, AccountController, ExchangeController],
+        route_handlers=[
+            OrganisationController,
+            MemberController,
+            AccountController,
+            ExchangeController,
+            ReportController,
+            PeriodController,
+            HourlyRateController,
+            ExportController,
+        ],
         # Every route in here acts inside one organisation, as an active member of it.
         dependencies={"ctx": Provide(provide_org_context)},
     )

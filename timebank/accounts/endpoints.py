@@ -4,8 +4,9 @@ import datetime as dt
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, Parameter, QueryParameter
+from litestar.response import Stream
 
 from timebank import ledger
 from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
@@ -13,6 +14,9 @@ from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
+from timebank.reports import csv
+from timebank.reports.endpoints import FormatParam, wants_csv
+from timebank.reports.exports import statement_rows
 
 # One statement may cover at most this many days (a few years), to keep answers small.
 MAX_STATEMENT_DAYS = 3 * 366
@@ -52,7 +56,8 @@ class AccountController(Controller):
         "/{account_id:int}/statement",
         summary="A statement for a period, with running balance (its owner, staff, coordinators)",
         description="Entries are dated by when the help was given (occurred_on), in the organisation's "
-        "time zone. Defaults: from the first of this month to today.",
+        "time zone. Defaults: from the first of this month to today. `?format=csv` (or `Accept: text/csv`) "
+        "gives every entry of the period as CSV, streamed.",
         responses=error_responses(400, 401, 403, 404, 503),
     )
     async def statement(
@@ -60,9 +65,11 @@ class AccountController(Controller):
         account_id: FromPath[int],
         ctx: OrgContextDep,
         db: DatabaseDep,
+        request: Request,
         from_date: Annotated[dt.date | None, QueryParameter(name="from", description="First day (YYYY-MM-DD).")] = None,
         to_date: Annotated[dt.date | None, QueryParameter(name="to", description="Last day (YYYY-MM-DD).")] = None,
-    ) -> StatementPublic:
+        format_: FormatParam = None,
+    ) -> Response[StatementPublic]:
         if account_id != ctx.account_id:
             ctx.require_staff()
         today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
@@ -72,26 +79,48 @@ class AccountController(Controller):
             raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
         if (end - start).days > MAX_STATEMENT_DAYS:
             raise errors.InvalidEntry(f"a statement may cover at most {MAX_STATEMENT_DAYS} days")
+        if wants_csv(request, format_):
+            return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
         found = await ledger.statement(db, ctx.organisation_id, account_id, start, end)
-        return StatementPublic(
-            account_id=found.account_id,
-            from_date=found.start,
-            to_date=found.end,
-            opening_balance=amount(found.opening_balance),
-            entries=[
-                StatementLine(
-                    transaction_id=e.transaction_id,
-                    kind=e.kind,
-                    occurred_on=e.occurred_on,
-                    recorded_at=e.recorded_at,
-                    description=e.description,
-                    category=e.category,
-                    counterparts=list(e.counterparts),
-                    minutes=e.minutes,
-                    hours=ledger.minutes_to_hours(e.minutes),
-                    running_balance=amount(e.running_balance),
-                )
-                for e in found.entries
-            ],
-            closing_balance=amount(found.closing_balance),
+        return Response(
+            StatementPublic(
+                account_id=found.account_id,
+                from_date=found.start,
+                to_date=found.end,
+                opening_balance=amount(found.opening_balance),
+                entries=[
+                    StatementLine(
+                        transaction_id=e.transaction_id,
+                        kind=e.kind,
+                        occurred_on=e.occurred_on,
+                        recorded_at=e.recorded_at,
+                        description=e.description,
+                        category=e.category,
+                        counterparts=list(e.counterparts),
+                        minutes=e.minutes,
+                        hours=ledger.minutes_to_hours(e.minutes),
+                        running_balance=amount(e.running_balance),
+                    )
+                    for e in found.entries
+                ],
+                closing_balance=amount(found.closing_balance),
+            )
         )
+
+
+async def _statement_csv(ctx: OrgContextDep, db: DatabaseDep, account_id: int, start: dt.date, end: dt.date) -> Stream:
+    """Every entry of the period, streamed (a separate path from the JSON statement)."""
+    rows = statement_rows(db, ctx.organisation_id, account_id, start, end)
+    header = await anext(rows)  # checks the account before the answer starts
+
+    async def all_rows():  # type: ignore[no-untyped-def]
+        yield header
+        async for row in rows:
+            yield row
+
+    name = f"statement-{ctx.slug}-account-{account_id}-{start.isoformat()}-to-{end.isoformat()}.csv"
+    return Stream(
+        csv.stream(all_rows()),
+        media_type=csv.MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

@@ -2,12 +2,14 @@
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
+from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementEntry
 from timebank.models import Account, AccountKind, Category, Member, Organisation, Posting, Transaction, TransactionKind
@@ -322,3 +324,56 @@ async def list_transactions(
             ):
                 lines[line.transaction_id].append(PostingLine(*line[1:]))
     return [_posted(row, lines[row.id]) for row in rows]
+
+
+STATEMENT_CHUNK = 500
+
+
+async def stream_statement(
+    db: Database, organisation_id: int, account_id: int, start: dt.date, end: dt.date
+) -> AsyncIterator[int | StatementEntry]:
+    """A statement without holding it in memory: first the opening balance, then every entry.
+
+    Entries come in date order with their running balance, read from one snapshot in
+    chunks (a statement of years is as cheap in memory as one of a week).
+    """
+    if start > end:
+        raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
+    async with read_snapshot(db) as conn:
+        await _require_account(conn, organisation_id, account_id)
+        running = await _sum_before(conn, account_id, start)
+        yield running
+        result = await conn.stream(
+            select(
+                postings.c.transaction_id,
+                postings.c.minutes,
+                postings.c.occurred_on,
+                transactions.c.kind,
+                transactions.c.recorded_at,
+                transactions.c.description,
+                categories.c.name.label("category_name"),
+            )
+            .select_from(
+                postings.join(transactions, transactions.c.id == postings.c.transaction_id).outerjoin(
+                    categories, categories.c.id == transactions.c.category_id
+                )
+            )
+            .where(postings.c.account_id == account_id, postings.c.occurred_on.between(start, end))
+            .order_by(postings.c.occurred_on, postings.c.transaction_id)
+            .execution_options(yield_per=STATEMENT_CHUNK)
+        )
+        async for chunk in result.partitions(STATEMENT_CHUNK):
+            counterparts = await _counterparts(conn, [row.transaction_id for row in chunk], account_id)
+            for row in chunk:
+                running += row.minutes
+                yield StatementEntry(
+                    transaction_id=row.transaction_id,
+                    kind=TransactionKind(row.kind),
+                    occurred_on=row.occurred_on,
+                    recorded_at=_as_utc(row.recorded_at),
+                    description=row.description,
+                    category=row.category_name,
+                    counterparts=tuple(counterparts[row.transaction_id]),
+                    minutes=row.minutes,
+                    running_balance=running,
+                )

@@ -4,8 +4,10 @@ from timebank.models.account import Account, AccountKind
 from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
 from timebank.models.category import Category
+from timebank.models.hourly_rate import HourlyRate
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
+from timebank.models.period_close import ClosedBalance, PeriodClose
 from timebank.models.sign_in_failure import SignInFailure
 from timebank.models.transaction import Posting, Transaction, TransactionKind
 from timebank.models.user import User
@@ -16,8 +18,11 @@ __all__ = [
     "AccountKind",
     "ApiToken",
     "Category",
+    "ClosedBalance",
+    "HourlyRate",
     "Member",
     "Organisation",
+    "PeriodClose",
     "Posting",
     "Role",
     "SignInFailure",
