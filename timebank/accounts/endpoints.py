@@ -122,5 +122,5 @@ async def _statement_csv(ctx: OrgContextDep, db: DatabaseDep, account_id: int, s
     return Stream(
         csv.stream(all_rows()),
         media_type=csv.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

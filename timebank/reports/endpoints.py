@@ -42,7 +42,7 @@ def wants_csv(request: Request, format_: Format | None) -> bool:
 
 
 def _attachment(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 class ReportController(Controller):
@@ -85,7 +85,7 @@ class ReportController(Controller):
         if anonymise if anonymise is not None else (as_csv and not period.is_one_month):
             report = anonymised(report)
         if not as_csv:
-            return Response(report, headers={"Cache-Control": "no-store"})
+            return Response(report)
         label = report.month or f"{report.from_month}-to-{report.to_month}"
         return Response(
             csv.document(exports.report_rows(report)),
