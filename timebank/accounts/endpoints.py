@@ -15,7 +15,7 @@ from timebank.api.schemas import amount, error_responses
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
 from timebank.reports import csv
-from timebank.reports.endpoints import FormatParam, wants_csv
+from timebank.reports.endpoints import CSV_TOO, FormatParam, wants_csv
 from timebank.reports.exports import statement_rows
 
 # One statement may cover at most this many days (a few years), to keep answers small.
@@ -59,6 +59,7 @@ class AccountController(Controller):
         "time zone. Defaults: from the first of this month to today. `?format=csv` (or `Accept: text/csv`) "
         "gives every entry of the period as CSV, streamed.",
         responses=error_responses(400, 401, 403, 404, 503),
+        operation_class=CSV_TOO,
     )
     async def statement(
         self,

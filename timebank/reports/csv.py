@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from timebank.ledger.amounts import minutes_to_hours
 
-MEDIA_TYPE = "text/csv; charset=utf-8"
+MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # A byte order mark, so Excel opens the file as UTF-8 (names with accents stay intact).
 BOM = "\ufeff"

@@ -1,10 +1,12 @@
 """Reports, month close, hourly rates and the ledger export. Staff read; coordinators also close and set."""
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -41,6 +43,29 @@ def wants_csv(request: Request, format_: Format | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
+def also_as_files(*media_types: str) -> type[Operation]:
+    """An OpenAPI operation whose 200 answer may also be one of ``media_types`` (CSV, JSON lines)."""
+
+    @dataclass
+    class FileOperation(Operation):
+        def __post_init__(self) -> None:
+            ok = (self.responses or {}).get("200")
+            if isinstance(ok, OpenAPIResponse):
+                ok.content = {
+                    **(ok.content or {}),
+                    **{
+                        media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                        for media_type in media_types
+                    },
+                }
+
+    return FileOperation
+
+
+CSV_TOO = also_as_files(csv.MEDIA_TYPE)
+JSON_LINES = "application/jsonl"
+
+
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
@@ -57,6 +82,7 @@ class ReportController(Controller):
         "the summary and the per-member table as CSV; `anonymised=true` replaces names by member numbers "
         "(the default for a range's CSV, for funders).",
         responses=error_responses(400, 401, 403, 404, 503),
+        operation_class=CSV_TOO,
     )
     async def monthly(
         self,
@@ -190,6 +216,8 @@ class ExportController(Controller):
         "Streamed from one snapshot of the ledger. CSV: one row per posting with its transaction's columns; "
         "JSON lines: one transaction per line with its postings.",
         responses=error_responses(400, 401, 403, 404, 503),
+        media_type=csv.MEDIA_TYPE,
+        operation_class=also_as_files(JSON_LINES),
     )
     async def ledger(
         self,
@@ -205,7 +233,7 @@ class ExportController(Controller):
         if format_ == "jsonl":
             return Stream(
                 exports.ledger_export_json_lines(db, ctx.organisation_id, from_date, to_date),
-                media_type="application/jsonl; charset=utf-8",
+                media_type=JSON_LINES,
                 headers=_attachment(f"{name}.jsonl"),
             )
         return Stream(
