@@ -109,15 +109,13 @@ def generate(
 
     for on, account_id in sorted(joined):
         post("opening_balance", on, [(account_id, 600), (agency, -600)], None, None)
-    # Dates for the rest, in order: entries are recorded in the order of their dates.
-    remaining = postings - len(out.postings)
-    dates = sorted(start + dt.timedelta(days=rng.randrange(days + 1)) for _ in range(int(remaining / 2.2)))
-    index = 0
+    # The rest spread evenly over the days up to today, a few recorded up to a week late.
+    first_posting = len(out.postings)
     present: list[int] = []
     present_on = None
     while len(out.postings) < postings:
-        on = dates[min(index, len(dates) - 1)]
-        index += 1
+        progress = (len(out.postings) - first_posting) / (postings - first_posting)
+        on = max(start, start + dt.timedelta(days=round(progress * days) - rng.choice([0, 0, 0, 1, 7])))
         if on != present_on:
             present = [a for j, a in joined if j <= on and left.get(a, dt.date.max) > on]
             present_on = on

@@ -275,9 +275,12 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
         and ((a.joined_on is not None and a.joined_on <= period.end) or a.opening or a.total)
     ]
     people.sort(key=lambda a: (a.name.casefold(), a.member_id))
+    active = sum(1 for a in people if a.given or a.received)
     dormant_before = period.end - dt.timedelta(days=DORMANT_DAYS)
     net = counts["gross"] - counts["reversed"]
     social_value, value_pence = _social_value(period, net, stored_months, rate)
+    # A one-month report already has its own month's trend figures: no second pass over its postings.
+    this_month = {period.first: _StoredMonth(counts["exchanges"], net, active, None)} if period.is_one_month else {}
     total = sum(a.closing for a in book.values())
 
     report = schemas.MonthlyReport(
@@ -289,7 +292,7 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
         hours_exchanged=amount(net),
         hours_exchanged_gross=amount(counts["gross"]),
         by_kind=schemas.ByKind(**by_kind),
-        active_members=sum(1 for a in people if a.given or a.received),
+        active_members=active,
         members_who_gave=sum(1 for a in people if a.given),
         members_who_received=sum(1 for a in people if a.received),
         new_members=[
@@ -320,7 +323,7 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
             for a in people
         ],
         corrections=await _corrections(conn, organisation_id, period),
-        trend=await _trend(conn, organisation_id, period.last, stored_months),
+        trend=await _trend(conn, organisation_id, period.last, stored_months, this_month),
         trial_balance=schemas.TrialBalance(
             as_of=period.end,
             total=amount(total),
@@ -616,8 +619,14 @@ def _month_of(conn: AsyncConnection, column: Any) -> Any:
 
 
 async def _trend(
-    conn: AsyncConnection, organisation_id: int, last: dt.date, stored: dict[dt.date, _StoredMonth]
+    conn: AsyncConnection,
+    organisation_id: int,
+    last: dt.date,
+    stored: dict[dt.date, _StoredMonth],
+    known: dict[dt.date, _StoredMonth],
 ) -> list[schemas.TrendMonth]:
+    """Closed months from their stored figures, ``known`` ones as given, the rest from the ledger."""
+    stored = {**stored, **known}
     months = [add_months(last, -n) for n in range(TREND_MONTHS - 1, -1, -1)]
     figures = {
         month_label(m): [stored[m].minutes, stored[m].exchanges, stored[m].active_members]
