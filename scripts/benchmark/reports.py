@@ -115,10 +115,11 @@ def generate(
     present_on = None
     while len(out.postings) < postings:
         progress = (len(out.postings) - first_posting) / (postings - first_posting)
-        on = max(start, start + dt.timedelta(days=round(progress * days) - rng.choice([0, 0, 0, 1, 7])))
-        if on != present_on:
-            present = [a for j, a in joined if j <= on and left.get(a, dt.date.max) > on]
-            present_on = on
+        day = start + dt.timedelta(days=round(progress * days))
+        on = max(start, day - dt.timedelta(days=rng.choice([0, 0, 0, 1, 7])))
+        if day != present_on:  # who is around that week
+            present = [a for j, a in joined if j <= on and left.get(a, dt.date.max) > day]
+            present_on = day
         if len(present) < 4:
             continue
         minutes = rng.choice(AMOUNTS)
