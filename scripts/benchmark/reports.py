@@ -118,7 +118,8 @@ def generate(
         day = start + dt.timedelta(days=round(progress * days))
         on = max(start, day - dt.timedelta(days=rng.choice([0, 0, 0, 1, 7])))
         if day != present_on:  # who is around that week
-            present = [a for j, a in joined if j <= day - dt.timedelta(days=7) and left.get(a, dt.date.max) > day]
+            settled = max(start, day - dt.timedelta(days=7))
+            present = [a for j, a in joined if j <= settled and left.get(a, dt.date.max) > day]
             present_on = day
         if len(present) < 4:
             continue
