@@ -203,7 +203,7 @@ async def ledger_export_rows(
     check_export_dates(start, end)
     yield EXPORT_COLUMNS
     async for row in _export_postings(db, organisation_id, start, end):
-        yield tuple(hours(row["minutes"]) if column == "hours" else row[column] for column in EXPORT_COLUMNS)
+        yield (*(row[column] for column in EXPORT_COLUMNS[:-1]), hours(row["minutes"]))
 
 
 async def ledger_export_json_lines(

@@ -11,12 +11,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Date, case, distinct, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.api.schemas import amount
 from timebank.db import Database
 from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
@@ -169,6 +169,15 @@ class Period:
 # --------------------------------------------------------------------------- money
 
 
+_hours = lru_cache(maxsize=8192)(minutes_to_hours)
+
+
+def amount(minutes: int) -> dict[str, Any]:
+    """An amount as the report holds it. Rows are built as plain data and validated once, in
+    pydantic's core, when the report is made: a report has thousands of amounts."""
+    return {"minutes": minutes, "hours": _hours(minutes)}
+
+
 @dataclass(frozen=True)
 class Rate:
     amount_pence: int
@@ -202,7 +211,7 @@ async def current_rate(conn: AsyncConnection, organisation_id: int) -> Rate | No
 # --------------------------------------------------------------------------- the report
 
 
-@dataclass
+@dataclass(slots=True)
 class _Account:
     id: int
     kind: AccountKind
@@ -268,11 +277,11 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
     stored_months = await _stored_months(conn, organisation_id, period.last)
     rate = await current_rate(conn, organisation_id)
 
+    end = period.end
     people = [
         a
         for a in book.values()
-        if a.kind is AccountKind.MEMBER
-        and ((a.joined_on is not None and a.joined_on <= period.end) or a.opening or a.total)
+        if a.kind is AccountKind.MEMBER and ((a.joined_on is not None and a.joined_on <= end) or a.opening or a.total)
     ]
     people.sort(key=lambda a: (a.name.casefold(), a.member_id))
     active = sum(1 for a in people if a.given or a.received)
@@ -296,30 +305,30 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
         members_who_gave=sum(1 for a in people if a.given),
         members_who_received=sum(1 for a in people if a.received),
         new_members=[
-            schemas.NewMember(member_id=a.member_id, name=a.name, joined_on=a.joined_on)
+            {"member_id": a.member_id, "name": a.name, "joined_on": a.joined_on}
             for a in sorted(people, key=lambda a: (a.joined_on, a.name.casefold(), a.member_id))
-            if a.joined_on is not None and period.start <= a.joined_on <= period.end
+            if a.joined_on is not None and period.start <= a.joined_on <= end
         ],
         dormant_members=[
-            schemas.DormantMember(member_id=a.member_id, name=a.name, last_active_on=a.last_active)
+            {"member_id": a.member_id, "name": a.name, "last_active_on": a.last_active}
             for a in sorted(people, key=lambda a: (a.last_active or dt.date.min, a.name.casefold(), a.member_id))
             if a.last_active is not None and a.last_active <= dormant_before
         ],
-        never_active=[schemas.MemberRef(member_id=a.member_id, name=a.name) for a in people if a.last_active is None],
+        never_active=[{"member_id": a.member_id, "name": a.name} for a in people if a.last_active is None],
         by_category=await _category_rows(conn, organisation_id, by_category),
         top_givers=_ranked(people, "given"),
         top_receivers=_ranked(people, "received"),
         members=[
-            schemas.MemberRow(
-                member_id=a.member_id,
-                name=a.name,
-                account_id=a.id,
-                opening_balance=amount(a.opening),
-                given=amount(a.given),
-                received=amount(a.received),
-                other=amount(a.other),
-                closing_balance=amount(a.closing),
-            )
+            {
+                "member_id": a.member_id,
+                "name": a.name,
+                "account_id": a.id,
+                "opening_balance": amount(a.opening),
+                "given": amount(a.given),
+                "received": amount(a.received),
+                "other": amount(a.other),
+                "closing_balance": amount(a.closing),
+            }
             for a in people
         ],
         corrections=await _corrections(conn, organisation_id, period),
@@ -348,9 +357,10 @@ async def _accounts(conn: AsyncConnection, organisation_id: int) -> dict[int, _A
         .select_from(accounts.outerjoin(members, members.c.id == accounts.c.member_id))
         .where(accounts.c.organisation_id == organisation_id)
     )
+    kinds = {kind.value: kind for kind in AccountKind}
     return {
-        row.id: _Account(row.id, AccountKind(row.kind), row.member_id, row.display_name or "", row.joined_on)
-        for row in rows
+        account_id: _Account(account_id, kinds[kind], member_id, name or "", joined_on)
+        for account_id, kind, member_id, name, joined_on in rows
     }
 
 
@@ -385,14 +395,13 @@ async def _opening_balances(
     ).first()
     since = transactions.c.occurred_on < start
     if base is not None:
-        for row in await conn.execute(
+        for account_id, balance, last_active in await conn.execute(
             select(
                 closed_balances.c.account_id, closed_balances.c.balance_minutes, closed_balances.c.last_active_on
             ).where(closed_balances.c.period_close_id == base.id)
         ):
-            if row.account_id in book:
-                book[row.account_id].opening = row.balance_minutes
-                book[row.account_id].last_active_before = row.last_active_on
+            account = book[account_id]
+            account.opening, account.last_active_before = balance, last_active
         since = since & (transactions.c.occurred_on > base.closed_through)
     for row in await conn.execute(_per_account((transactions.c.organisation_id == organisation_id) & since)):
         account = book[row.account_id]
