@@ -81,6 +81,8 @@ class TestReadingTheReport:
         [
             {},
             {"month": "2026-13"},
+            {"month": "0000-01"},
+            {"month": "9999-12"},
             {"month": "26-01"},
             {"from": "2026-01"},
             {"month": "2026-01", "from": "2026-01", "to": "2026-02"},

@@ -51,7 +51,8 @@ DORMANT_DAYS = 90
 TOP_MEMBERS = 10
 TREND_MONTHS = 12
 MAX_RANGE_MONTHS = 120
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
+# Years 1900 to 2999: enough for any ledger, and every month arithmetic stays within dates.
+_MONTH = re.compile(r"(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])", re.ASCII)
 
 DEFINITIONS: dict[str, str] = {
     "counting": "Everything is counted by the date the help was given (occurred_on, the organisation's local "
@@ -108,7 +109,9 @@ DEFINITIONS: dict[str, str] = {
 def parse_month(text: str, name: str = "month") -> dt.date:
     """'2026-10' -> 2026-10-01; anything else is refused with a message naming ``name``."""
     if not isinstance(text, str) or not _MONTH.fullmatch(text):
-        raise errors.InvalidEntry(f"{name} must be a month written YYYY-MM, such as 2026-10", field=name)
+        raise errors.InvalidEntry(
+            f"{name} must be a month written YYYY-MM, such as 2026-10 (years 1900 to 2999)", field=name
+        )
     return dt.date(int(text[:4]), int(text[5:]), 1)
 
 
