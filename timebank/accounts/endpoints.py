@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, get
 from litestar.params import FromPath, Parameter, QueryParameter
 from litestar.response import Stream
 
@@ -70,7 +70,7 @@ class AccountController(Controller):
         from_date: Annotated[dt.date | None, QueryParameter(name="from", description="First day (YYYY-MM-DD).")] = None,
         to_date: Annotated[dt.date | None, QueryParameter(name="to", description="Last day (YYYY-MM-DD).")] = None,
         format_: FormatParam = None,
-    ) -> Response[StatementPublic]:
+    ) -> StatementPublic:
         if account_id != ctx.account_id:
             ctx.require_staff()
         today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
@@ -83,29 +83,27 @@ class AccountController(Controller):
         if wants_csv(request, format_):
             return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
         found = await ledger.statement(db, ctx.organisation_id, account_id, start, end)
-        return Response(
-            StatementPublic(
-                account_id=found.account_id,
-                from_date=found.start,
-                to_date=found.end,
-                opening_balance=amount(found.opening_balance),
-                entries=[
-                    StatementLine(
-                        transaction_id=e.transaction_id,
-                        kind=e.kind,
-                        occurred_on=e.occurred_on,
-                        recorded_at=e.recorded_at,
-                        description=e.description,
-                        category=e.category,
-                        counterparts=list(e.counterparts),
-                        minutes=e.minutes,
-                        hours=ledger.minutes_to_hours(e.minutes),
-                        running_balance=amount(e.running_balance),
-                    )
-                    for e in found.entries
-                ],
-                closing_balance=amount(found.closing_balance),
-            )
+        return StatementPublic(
+            account_id=found.account_id,
+            from_date=found.start,
+            to_date=found.end,
+            opening_balance=amount(found.opening_balance),
+            entries=[
+                StatementLine(
+                    transaction_id=e.transaction_id,
+                    kind=e.kind,
+                    occurred_on=e.occurred_on,
+                    recorded_at=e.recorded_at,
+                    description=e.description,
+                    category=e.category,
+                    counterparts=list(e.counterparts),
+                    minutes=e.minutes,
+                    hours=ledger.minutes_to_hours(e.minutes),
+                    running_balance=amount(e.running_balance),
+                )
+                for e in found.entries
+            ],
+            closing_balance=amount(found.closing_balance),
         )
 
 
@@ -123,5 +121,9 @@ async def _statement_csv(ctx: OrgContextDep, db: DatabaseDep, account_id: int, s
     return Stream(
         csv.stream(all_rows()),
         media_type=csv.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        # Explicit: the handler's own media type (JSON, from its annotation) would win otherwise.
+        headers={
+            "Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
     )
