@@ -291,6 +291,15 @@ class TestStatementCsv:
         ]
         assert [row[-1] for row in rows[1:]] == ["0.00", "-0.50", "-1.25", "-1.00", "-1.00"]
         assert rows[2][6] == "Member Other"
+        ten_years = {"from": "2016-01-01", "to": today().isoformat(), "format": "csv"}
+        assert (
+            read_csv(
+                await client.get(
+                    api_org.url(f"/accounts/{me}/statement"), params=ten_years, headers=api_org.member.headers
+                )
+            )[-1][-1]
+            == "-1.00"
+        )
         error(
             await client.get(
                 api_org.url("/accounts/999999999/statement"), params={"format": "csv"}, headers=api_org.staff.headers

@@ -78,10 +78,10 @@ class AccountController(Controller):
         start = from_date or end.replace(day=1)
         if start > end:
             raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
+        if wants_csv(request, format_):  # streamed: any period
+            return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
         if (end - start).days > MAX_STATEMENT_DAYS:
             raise errors.InvalidEntry(f"a statement may cover at most {MAX_STATEMENT_DAYS} days")
-        if wants_csv(request, format_):
-            return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
         found = await ledger.statement(db, ctx.organisation_id, account_id, start, end)
         return StatementPublic(
             account_id=found.account_id,
