@@ -35,6 +35,7 @@ from timebank.monitoring.endpoint import PROMETHEUS_CONFIG, metrics
 from timebank.orgs.endpoints import OrganisationController, create_org
 from timebank.privacy.endpoints import PrivacyController
 from timebank.proxy import request_context_middleware
+from timebank.reports.endpoints import ExportController, HourlyRateController, PeriodController, ReportController
 from timebank.security import add_security_headers
 from timebank.web import csrf_config, page_routes
 from timebank.web.errors import with_page_errors
@@ -81,6 +82,10 @@ def create_app(
             PrivacyController,
             AccountController,
             ExchangeController,
+            ReportController,
+            PeriodController,
+            HourlyRateController,
+            ExportController,
         ],
         # Every route in here acts inside one organisation, as an active member of it.
         dependencies={"ctx": Provide(provide_org_context)},

@@ -39,6 +39,7 @@ from timebank.auth.tokens import issue_token
 from timebank.db import Database
 from timebank.members.service import create_member
 from timebank.models import Role
+from timebank.orgs.service import get_organisation_by_slug
 
 ROLES = ("anonymous", "member_self", "member_other", "staff", "coordinator", "other_coordinator", "site_admin")
 # Served to everyone and documented elsewhere: not part of the authorisation matrix.
@@ -192,6 +193,26 @@ async def _erase_a_member(world: World, actor: Person | None, target: Person) ->
     return Call(params={"member_id": new.member.id}, json={"confirm_display_name": name})
 
 
+async def _a_month(world: World, actor: Person | None, target: Person) -> Call:
+    return Call(query={"month": f"{today():%Y-%m}"})
+
+
+async def _next_month(world: World, actor: Person | None, target: Person) -> Call:
+    """The month after the last one closed (from January 2000): a success closes it, a refusal leaves it."""
+    organisation = await get_organisation_by_slug(world.db, world.home.slug)
+    closed = organisation.books_closed_through
+    month = dt.date(2000, 1, 1) if closed is None else closed + dt.timedelta(days=1)
+    return Call(params={"month": f"{month:%Y-%m}"}, headers=_idempotent())
+
+
+async def _a_rate(world: World, actor: Person | None, target: Person) -> Call:
+    return Call(json={"amount": "12.60", "basis": "The National Living Wage"})
+
+
+async def _a_date_range(world: World, actor: Person | None, target: Person) -> Call:
+    return Call(query={"from": today().isoformat(), "to": today().isoformat(), "format": "csv"})
+
+
 ORG = "/api/v1/orgs/{org}"
 
 # fmt: off
@@ -217,6 +238,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/exchanges"):                       Row((401, 200, 403, 200, 200, 404, 404), _exchanges_of),
     ("GET", f"{ORG}/exchanges/{{transaction_id}}"):    Row((401, 200, 403, 200, 200, 404, 404), _a_transaction),
     ("POST", f"{ORG}/exchanges/{{transaction_id}}/reversal"): Row((401, 403, 403, 403, 201, 404, 404), _reverse),
+    ("GET", f"{ORG}/reports/monthly"):                 Row((401, 403, 403, 200, 200, 404, 404), _a_month),
+    ("POST", f"{ORG}/periods/{{month}}/close"):        Row((401, 403, 403, 403, 201, 404, 404), _next_month),
+    ("GET", f"{ORG}/hourly-rates"):                    Row((401, 403, 403, 200, 200, 404, 404), _nothing),
+    ("POST", f"{ORG}/hourly-rates"):                   Row((401, 403, 403, 403, 201, 404, 404), _a_rate),
+    ("GET", f"{ORG}/exports/ledger"):                  Row((401, 403, 403, 200, 200, 404, 404), _a_date_range),
 }
 # fmt: on
 
@@ -383,7 +409,7 @@ class TestAnotherOrganisationsIdsThroughOnesOwnPath:
 
     @pytest.mark.parametrize(
         "operation",
-        [op for op in MATRIX if op[1].startswith(ORG) and "{" in op[1][len(ORG) :]],
+        [op for op in MATRIX if op[1].startswith(ORG) and "_id}" in op[1][len(ORG) :]],
         ids=lambda op: f"{op[0]} {op[1]}",
     )
     async def test_is_not_found(self, client: httpx.AsyncClient, world: World, operation: tuple[str, str]) -> None:
@@ -392,7 +418,7 @@ class TestAnotherOrganisationsIdsThroughOnesOwnPath:
         # A fresh token: changing a password (one matrix row) ends the others.
         headers = {**call.headers, "Authorization": f"Bearer {await world.fresh_token(world.other_coordinator)}"}
         url = path.format(**{**call.params, "org": world.elsewhere.slug})
-        r = await client.request(method, url, json=call.json, headers=headers)
+        r = await client.request(method, url, json=call.json, headers=headers, params=call.query)
         assert r.status_code == 404, r.text
 
     async def test_an_exchange_between_its_accounts_is_refused(self, client: httpx.AsyncClient, world: World) -> None:

@@ -679,10 +679,11 @@ class TestReversal:
             api_org,
             api_org.member.account_id,
             api_org.other_member.account_id,
-            occurred_on=days_ago(5).isoformat(),
+            occurred_on=(today().replace(day=1) - dt.timedelta(days=5)).isoformat(),
         )
-        closing = {"books_closed_through": days_ago(2).isoformat()}
-        assert (await client.patch(api_org.url(), json=closing, headers=api_org.coordinator.headers)).is_success
+        last_month = f"{today().replace(day=1) - dt.timedelta(days=1):%Y-%m}"
+        closing = await client.post(api_org.url(f"/periods/{last_month}/close"), headers=api_org.coordinator.posting())
+        assert closing.status_code == 201, closing.text
         r = await reverse(client, api_org, original["id"])
         assert r.status_code == 201, r.text
         assert r.json()["occurred_on"] == today().isoformat()

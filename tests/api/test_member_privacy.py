@@ -9,7 +9,9 @@ member's own are tens), so no answer can pass by coincidence: the set-up checks 
 the member's own figures and the forbidden ones never meet.
 """
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +149,11 @@ def _values(body: Any) -> Iterator[Any]:
 
 def assert_private(scene: Scene, response: httpx.Response, what: str) -> None:
     assert ATTENDEE not in response.text, f"{what}: names an attendee the member may not see"
-    body = response.json() if response.content else None
+    if response.headers.get("content-type", "").startswith("text/csv"):
+        body: Any = [cell for row in csv.reader(io.StringIO(response.text)) for cell in row]
+        body = [int(cell) if cell.lstrip("-").isdigit() else cell for cell in body]
+    else:
+        body = response.json() if response.content else None
     for value in _values(body):
         if isinstance(value, bool):
             continue
@@ -192,6 +198,7 @@ async def calls_for(scene: Scene, operation: tuple[str, str]) -> list[tuple[str,
         return [
             ("my statement", f"{statement}?from=2000-01-01", {"headers": headers}),
             ("my statement, a page", f"{statement}?from=2000-01-01&limit=2", {"headers": headers}),
+            ("my statement as CSV", f"{statement}?from=2000-01-01&format=csv", {"headers": headers}),
         ]
     if operation == ("GET", f"{ORG}/exchanges"):
         return [

@@ -1,13 +1,14 @@
 """Organisations through HTTP: created by a site administrator, read by members, run by coordinators."""
 
+import datetime as dt
 import uuid
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.api.conftest import add_site_admin, make_api_org
-from tests.api.support import days_ago, error, invalid, post_exchange, posted
-from tests.conftest import make_org
+from tests.api.support import error, invalid, post_exchange, posted
+from tests.conftest import make_org, today
 from tests.ledger.support import unchanged
 from timebank.models import Organisation
 from timebank.orgs.service import DEFAULT_CATEGORIES
@@ -229,44 +230,38 @@ class TestUpdateOrganisation:
         assert "Gardening" in invalid(retired)["detail"]
         await posted(client, api_org, api_org.member.account_id, api_org.other_member.account_id, category="Music")
 
-    async def test_closing_the_books_refuses_entries_dated_on_or_before_that_day(self, client, api_org):
-        closed = days_ago(3)
-        r = await client.patch(
-            api_org.url(), json={"books_closed_through": closed.isoformat()}, headers=api_org.coordinator.headers
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["books_closed_through"] == closed.isoformat()
+    async def test_closing_a_month_refuses_entries_dated_in_it_or_before(self, client, api_org):
+        last_day = today().replace(day=1) - dt.timedelta(days=1)
+        r = await client.post(api_org.url(f"/periods/{last_day:%Y-%m}/close"), headers=api_org.coordinator.posting())
+        assert r.status_code == 201, r.text
+        organisation = (await client.get(api_org.url(), headers=api_org.member.headers)).json()
+        assert organisation["books_closed_through"] == last_day.isoformat()
         giver, receiver = api_org.member.account_id, api_org.other_member.account_id
         async with unchanged(api_org.org):
-            for day in (closed, days_ago(30)):
+            for day in (last_day, last_day - dt.timedelta(days=40)):
                 body = error(await post_exchange(client, api_org, giver, receiver, occurred_on=day.isoformat()), 409)
-                assert closed.isoformat() in body["detail"]
-                assert body["extra"] == {"books_closed_through": closed.isoformat()}
-        await posted(client, api_org, giver, receiver, occurred_on=days_ago(2).isoformat())
+                assert last_day.isoformat() in body["detail"]
+                assert body["extra"] == {"books_closed_through": last_day.isoformat()}
+        await posted(client, api_org, giver, receiver, occurred_on=today().replace(day=1).isoformat())
 
-    async def test_null_reopens_the_books_and_leaving_it_out_keeps_them(self, client, api_org):
-        closed = days_ago(3).isoformat()
-        headers = api_org.coordinator.headers
-        await client.patch(api_org.url(), json={"books_closed_through": closed}, headers=headers)
-        kept = await client.patch(api_org.url(), json={"name": "Renamed"}, headers=headers)
-        assert kept.json()["books_closed_through"] == closed
-        reopened = await client.patch(api_org.url(), json={"books_closed_through": None}, headers=headers)
-        assert reopened.json()["books_closed_through"] is None
-        await posted(
-            client,
-            api_org,
-            api_org.member.account_id,
-            api_org.other_member.account_id,
-            occurred_on=days_ago(4).isoformat(),
-        )
-
-    @pytest.mark.parametrize("days_ahead", [0, 1])
-    async def test_the_books_can_be_closed_only_up_to_yesterday(self, client, shared_org, days_ahead):
-        day = days_ago(-days_ahead)
+    @pytest.mark.parametrize("value", [None, "2020-01-31", "last week"])
+    async def test_books_closed_through_is_refused_with_a_clear_message(self, client, shared_org, value):
         r = await client.patch(
-            shared_org.url(), json={"books_closed_through": day.isoformat()}, headers=shared_org.coordinator.headers
+            shared_org.url(),
+            json={"name": "Not renamed", "books_closed_through": value},
+            headers=shared_org.coordinator.headers,
         )
-        invalid(r)
+        body = invalid(r, "books_closed_through")
+        assert "closing a month" in body["detail"] and "/periods/YYYY-MM/close" in body["detail"]
+        after = (await client.get(shared_org.url(), headers=shared_org.member.headers)).json()
+        assert after["books_closed_through"] is None
+        assert after["name"] != "Not renamed"
+
+    async def test_the_month_not_yet_ended_cannot_be_closed(self, client, shared_org):
+        r = await client.post(
+            shared_org.url(f"/periods/{today():%Y-%m}/close"), headers=shared_org.coordinator.posting()
+        )
+        assert "has not ended" in error(r, 409)["detail"]
         assert (await client.get(shared_org.url(), headers=shared_org.member.headers)).json()[
             "books_closed_through"
         ] is None

@@ -3,12 +3,16 @@
 Each test damages a database of its own on purpose (the shared one must stay clean).
 """
 
+import datetime as dt
+
 from sqlalchemy import text
 
 from tests.conftest import make_org, new_key, today
 from tests.ledger.support import exchange
 from timebank import ledger
 from timebank.ledger.verify import verify_ledger
+from timebank.reports.closing import close_month
+from timebank.reports.service import add_months
 
 
 async def busy_ledger(db):
@@ -103,3 +107,24 @@ class TestVerifyLedger:
             f"posting {posting_id} on account {alice} records a balance of 105 minutes, "
             "but the postings up to it sum to 100"
         ]
+
+    async def test_reports_an_entry_dated_in_a_closed_month_after_its_close(self, fresh_db):
+        org = await make_org(fresh_db)
+        alice, bob = await org.member("Alice"), await org.member("Bob")
+        last_month = add_months(today().replace(day=1), -1)
+        await exchange(org, alice, bob, 30, occurred_on=last_month)
+        await close_month(fresh_db, org.id, last_month, closed_by=None, idempotency_key=new_key())
+        assert await verify_ledger(fresh_db) == []
+        # As if a writer had ignored books_closed_through: the writers refuse it, so move it back.
+        await run_sql(fresh_db, ("UPDATE organisations SET books_closed_through = NULL WHERE id = :id", {"id": org.id}))
+        await exchange(org, alice, bob, 15, occurred_on=last_month)
+
+        problems = [str(p) for p in await verify_ledger(fresh_db)]
+
+        closed_through = (today().replace(day=1) - dt.timedelta(days=1)).isoformat()
+        assert sorted(problems) == sorted(
+            "the balances stored at the last close still hold: "
+            f"account {account} was closed on {closed_through} with {kept} minutes, "
+            f"but its postings up to that day now sum to {now}"
+            for account, kept, now in ((alice, 30, 45), (bob, -30, -45))
+        )

@@ -59,7 +59,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.conftest import make_org, new_key
 from tests.ledger.support import new_user
@@ -77,7 +77,7 @@ from timebank.db import Database, create_database
 from timebank.ledger import errors
 from timebank.ledger.verify import verify_ledger
 from timebank.members.service import create_member, set_member_active
-from timebank.models import Account, AccountKind, Posting, Transaction, TransactionKind
+from timebank.models import Account, AccountKind, Organisation, Posting, Transaction, TransactionKind
 from timebank.orgs.service import update_organisation
 
 EXAMPLES = int(os.environ.get("TIMEBANK_MODEL_EXAMPLES", "50"))
@@ -92,6 +92,13 @@ postings = Posting.__table__
 transactions = Transaction.__table__
 
 T = TypeVar("T")
+
+
+async def change_organisation_directly(db: Database, organisation_id: int, through: dt.date) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(Organisation).where(Organisation.id == organisation_id).values(books_closed_through=through)  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)
@@ -202,12 +209,17 @@ class LedgerMachine(RuleBasedStateMachine):
         expected = self.model.change_minimum(minutes)
         self._expect_settings_change(expected, update_organisation(self.db, self.org_id, min_balance_minutes=minutes))
 
-    @rule(days_ago=st.sampled_from([30, 10, 3, 1, 0, -1]))
+    @rule(days_ago=st.sampled_from([30, 10, 3, 1]))
     def close_the_books(self, days_ago: int) -> None:
+        """The writers' refusal of closed dates, whatever day the books are closed through.
+
+        Set directly: the service moves it only by closing whole months (tests/reports), and
+        this model checks what both writers do with it, on any day.
+        """
         today = self._today()
         through = today - dt.timedelta(days=days_ago)
         expected = self.model.close_books(through, today)
-        self._expect_settings_change(expected, update_organisation(self.db, self.org_id, books_closed_through=through))
+        self._expect_settings_change(expected, change_organisation_directly(self.db, self.org_id, through))
 
     @rule(
         names=st.lists(

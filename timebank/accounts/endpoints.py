@@ -4,8 +4,9 @@ import datetime as dt
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.params import FromPath, Parameter, QueryParameter
+from litestar.response import Stream
 
 from timebank import ledger
 from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
@@ -13,6 +14,9 @@ from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, decode_cursor, encode_cursor, error_responses
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
+from timebank.reports import csv
+from timebank.reports.endpoints import CSV_TOO, FormatParam, wants_csv
+from timebank.reports.exports import statement_rows
 
 # Answers stay small however long the period: a statement is answered a page at a time.
 MAX_STATEMENT_PAGE = 500
@@ -55,18 +59,22 @@ class AccountController(Controller):
         "time zone. Defaults: from the first of this month to today. Any period may be asked for, from before "
         "the account's first posting on. A period with more entries than `limit` is answered a page at a "
         "time: pass `next_cursor` back as `cursor` for the next page. Each page's running balances continue "
-        "from the page before; `opening_balance` and `closing_balance` are always those of the whole period.",
+        "from the page before; `opening_balance` and `closing_balance` are always those of the whole period. "
+        "`?format=csv` (or `Accept: text/csv`) gives every entry of the period as CSV, streamed.",
         responses=error_responses(400, 401, 403, 404, 503),
+        operation_class=CSV_TOO,
     )
     async def statement(
         self,
         account_id: FromPath[int],
         ctx: OrgContextDep,
         db: DatabaseDep,
+        request: Request,
         from_date: Annotated[dt.date | None, QueryParameter(name="from", description="First day (YYYY-MM-DD).")] = None,
         to_date: Annotated[dt.date | None, QueryParameter(name="to", description="Last day (YYYY-MM-DD).")] = None,
         cursor: Annotated[str | None, Parameter(max_length=100, description="next_cursor of the page before.")] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_STATEMENT_PAGE, description="Entries per page.")] = 100,
+        format_: FormatParam = None,
     ) -> StatementPublic:
         if account_id != ctx.account_id:
             ctx.require_staff()
@@ -75,6 +83,8 @@ class AccountController(Controller):
         start = from_date or end.replace(day=1)
         if start > end:
             raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
+        if wants_csv(request, format_):  # streamed: any period, every entry
+            return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
         after = ledger.StatementCursor(*decode_cursor(cursor)) if cursor else None
         found = await ledger.statement(db, ctx.organisation_id, account_id, start, end, after=after, limit=limit)
         return StatementPublic(
@@ -102,3 +112,25 @@ class AccountController(Controller):
             if found.next_page
             else None,
         )
+
+
+async def _statement_csv(ctx: OrgContextDep, db: DatabaseDep, account_id: int, start: dt.date, end: dt.date) -> Stream:
+    """Every entry of the period, streamed (a separate path from the JSON statement)."""
+    rows = statement_rows(db, ctx.organisation_id, account_id, start, end)
+    header = await anext(rows)  # checks the account before the answer starts
+
+    async def all_rows():  # type: ignore[no-untyped-def]
+        yield header
+        async for row in rows:
+            yield row
+
+    name = f"statement-{ctx.slug}-account-{account_id}-{start.isoformat()}-to-{end.isoformat()}.csv"
+    return Stream(
+        csv.stream(all_rows()),
+        media_type=csv.MEDIA_TYPE,
+        # Explicit: the handler's own media type (JSON, from its annotation) would win otherwise.
+        headers={
+            "Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )

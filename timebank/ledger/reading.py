@@ -2,7 +2,7 @@
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
+from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementCursor, StatementEntry
 from timebank.ledger.visibility import legs_a_member_sees
@@ -135,6 +136,50 @@ async def balance_as_of(db: Database, organisation_id: int, account_id: int, on:
         return await _sum_of_postings(conn, organisation_id, account_id, postings.c.occurred_on <= on)
 
 
+def _statement_query(in_period: Any, up_to_cursor: Any | None):  # type: ignore[no-untyped-def]
+    """A statement's entries (postings of one account in a period, after a cursor), oldest first."""
+    reversed_transaction = transactions.alias("reversed_transaction")
+    return (
+        select(
+            postings.c.transaction_id,
+            postings.c.minutes,
+            postings.c.occurred_on,
+            transactions.c.kind,
+            reversed_transaction.c.kind.label("reverses_kind"),
+            transactions.c.recorded_at,
+            transactions.c.description,
+            categories.c.name.label("category_name"),
+        )
+        .select_from(
+            postings.join(
+                transactions,
+                and_(
+                    transactions.c.organisation_id == postings.c.organisation_id,
+                    transactions.c.id == postings.c.transaction_id,
+                ),
+            )
+            .outerjoin(categories, _category_of_transaction())
+            .outerjoin(
+                reversed_transaction,
+                and_(
+                    reversed_transaction.c.organisation_id == transactions.c.organisation_id,
+                    reversed_transaction.c.id == transactions.c.reverses_id,
+                ),
+            )
+        )
+        .where(in_period, *([~up_to_cursor] if up_to_cursor is not None else []))
+        .order_by(postings.c.occurred_on, postings.c.transaction_id)
+    )
+
+
+def _in_period(organisation_id: int, account_id: int, start: dt.date, end: dt.date):  # type: ignore[no-untyped-def]
+    return and_(
+        postings.c.organisation_id == organisation_id,
+        postings.c.account_id == account_id,
+        postings.c.occurred_on.between(start, end),
+    )
+
+
 async def statement(
     db: Database,
     organisation_id: int,
@@ -156,11 +201,7 @@ async def statement(
     """
     if start > end:
         raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
-    in_period = and_(
-        postings.c.organisation_id == organisation_id,
-        postings.c.account_id == account_id,
-        postings.c.occurred_on.between(start, end),
-    )
+    in_period = _in_period(organisation_id, account_id, start, end)
     # Entries are ordered by (date, transaction): an account has one leg per transaction.
     up_to_cursor = (
         or_(
@@ -177,38 +218,7 @@ async def statement(
         running = opening
         if up_to_cursor is not None:
             running += await _sum_of_postings(conn, organisation_id, account_id, in_period, up_to_cursor)
-        reversed_transaction = transactions.alias("reversed_transaction")
-        query = (
-            select(
-                postings.c.transaction_id,
-                postings.c.minutes,
-                postings.c.occurred_on,
-                transactions.c.kind,
-                reversed_transaction.c.kind.label("reverses_kind"),
-                transactions.c.recorded_at,
-                transactions.c.description,
-                categories.c.name.label("category_name"),
-            )
-            .select_from(
-                postings.join(
-                    transactions,
-                    and_(
-                        transactions.c.organisation_id == postings.c.organisation_id,
-                        transactions.c.id == postings.c.transaction_id,
-                    ),
-                )
-                .outerjoin(categories, _category_of_transaction())
-                .outerjoin(
-                    reversed_transaction,
-                    and_(
-                        reversed_transaction.c.organisation_id == transactions.c.organisation_id,
-                        reversed_transaction.c.id == transactions.c.reverses_id,
-                    ),
-                )
-            )
-            .where(in_period, *([~up_to_cursor] if up_to_cursor is not None else []))
-            .order_by(postings.c.occurred_on, postings.c.transaction_id)
-        )
+        query = _statement_query(in_period, up_to_cursor)
         if limit is not None:
             query = query.limit(limit + 1)
         rows = (await conn.execute(query)).all()
@@ -466,3 +476,42 @@ async def list_transactions(
             ):
                 lines[line.transaction_id].append(PostingLine(*line[1:]))
     return [_posted(row, lines[row.id]) for row in rows]
+
+
+STATEMENT_CHUNK = 500
+
+
+async def stream_statement(
+    db: Database, organisation_id: int, account_id: int, start: dt.date, end: dt.date
+) -> AsyncIterator[int | StatementEntry]:
+    """A statement without holding it in memory: first the opening balance, then every entry.
+
+    Entries come in date order with their running balance, read from one snapshot in
+    chunks (a statement of years is as cheap in memory as one of a week).
+    """
+    if start > end:
+        raise errors.InvalidEntry(f"the period starts ({start}) after it ends ({end})")
+    async with read_snapshot(db) as conn:
+        await _require_account(conn, organisation_id, account_id)
+        running = await _sum_before(conn, organisation_id, account_id, start)
+        yield running
+        result = await conn.stream(
+            _statement_query(_in_period(organisation_id, account_id, start, end), None).execution_options(
+                yield_per=STATEMENT_CHUNK
+            )
+        )
+        async for chunk in result.partitions(STATEMENT_CHUNK):
+            counterparts = await _counterparts(conn, organisation_id, chunk, account_id)
+            for row in chunk:
+                running += row.minutes
+                yield StatementEntry(
+                    transaction_id=row.transaction_id,
+                    kind=TransactionKind(row.kind),
+                    occurred_on=row.occurred_on,
+                    recorded_at=_as_utc(row.recorded_at),
+                    description=row.description,
+                    category=row.category_name,
+                    counterparts=tuple(counterparts[row.transaction_id]),
+                    minutes=row.minutes,
+                    running_balance=running,
+                )

@@ -121,6 +121,23 @@ _CHECKS: list[tuple[str, str, str]] = [
         """,
         "transaction {0} is reversed {1} times, or is itself a reversal",
     ),
+    (
+        # The balances every later report starts from (timebank/reports): nothing may have
+        # been dated in a closed month since. Checked for each organisation's newest close.
+        "the balances stored at the last close still hold",
+        """
+        SELECT b.account_id, c.closed_through, b.balance_minutes, coalesce(sum(p.minutes), 0)
+          FROM period_closes c
+          JOIN closed_balances b ON b.period_close_id = c.id
+          LEFT JOIN postings p ON p.account_id = b.account_id AND p.occurred_on <= c.closed_through
+         WHERE c.closed_through = (
+            SELECT max(l.closed_through) FROM period_closes l WHERE l.organisation_id = c.organisation_id
+         )
+         GROUP BY b.account_id, c.closed_through, b.balance_minutes
+        HAVING b.balance_minutes <> coalesce(sum(p.minutes), 0)
+        """,
+        "account {0} was closed on {1} with {2} minutes, but its postings up to that day now sum to {3}",
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ from timebank.db import Database
 from timebank.ledger import errors
 from timebank.members.service import MAX_DISPLAY_NAME, add_member
 from timebank.models import Member, Role
+from timebank.reports.closing import first_open_day
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -221,12 +222,15 @@ async def _import_row(
     )
     if row.opening_balance_minutes:
         assert new.account.id is not None
+        connection = await session.connection()
+        # Never in a closed month: the later of the joined date and the first open day.
+        first_open = await first_open_day(connection, organisation_id)
         await ledger.post_opening_balance(
-            await session.connection(),
+            connection,
             organisation_id,
             member_account_id=new.account.id,
             minutes=row.opening_balance_minutes,
-            occurred_on=new.member.joined_on,
+            occurred_on=max(new.member.joined_on, first_open) if first_open else new.member.joined_on,
             description="Opening balance (imported)",
             recorded_by=recorded_by,
             idempotency_key=f"import-{fingerprint}-line-{row.line}",

@@ -5,8 +5,10 @@ from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
 from timebank.models.browser_session import BrowserSession
 from timebank.models.category import Category, category_key
+from timebank.models.hourly_rate import HourlyRate
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
+from timebank.models.period_close import ClosedBalance, PeriodClose
 from timebank.models.sign_in_failure import SignInFailure
 from timebank.models.transaction import Posting, Transaction, TransactionKind
 from timebank.models.user import User
@@ -18,8 +20,11 @@ __all__ = [
     "ApiToken",
     "BrowserSession",
     "Category",
+    "ClosedBalance",
+    "HourlyRate",
     "Member",
     "Organisation",
+    "PeriodClose",
     "Posting",
     "Role",
     "SignInFailure",

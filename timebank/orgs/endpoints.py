@@ -8,9 +8,9 @@ from litestar.params import JSONBody
 from timebank.api.dependencies import CallerDep, DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
 from timebank.auth.context import provide_caller
+from timebank.ledger import errors
 from timebank.orgs.schemas import OrganisationCreate, OrganisationPublic, OrganisationUpdate
 from timebank.orgs.service import (
-    KEEP,
     FirstCoordinator,
     create_organisation,
     get_organisation_details,
@@ -72,15 +72,22 @@ class OrganisationController(Controller):
     @patch(
         "/",
         summary="Change the organisation's settings (coordinators)",
-        description="Name, time zone, minimum balance, categories, and closing the books up to a date. "
-        "Tightening the minimum balance never makes an existing balance illegal: a member already below "
-        "it may still receive hours, but not spend more.",
+        description="Name, time zone, minimum balance and categories. `books_closed_through` is not set here: "
+        "it moves only by closing a month (`POST /periods/{YYYY-MM}/close`). Tightening the minimum balance "
+        "never makes an existing balance illegal: a member already below it may still receive hours, but not "
+        "spend more.",
         responses=error_responses(400, 401, 403, 404, 503),
     )
     async def update_org(
         self, data: JSONBody[OrganisationUpdate], ctx: OrgContextDep, db: DatabaseDep
     ) -> OrganisationPublic:
         ctx.require_coordinator()
+        if "books_closed_through" in data.model_fields_set:
+            raise errors.InvalidEntry(
+                "books_closed_through cannot be set here: the books close only by closing a month, with "
+                f"POST /api/v1/orgs/{ctx.slug}/periods/YYYY-MM/close, and a closed month is never reopened",
+                field="books_closed_through",
+            )
         await update_organisation(
             db,
             ctx.organisation_id,
@@ -88,6 +95,5 @@ class OrganisationController(Controller):
             timezone=data.timezone,
             min_balance_minutes=data.min_balance(),
             categories=data.categories,
-            books_closed_through=data.books_closed_through if "books_closed_through" in data.model_fields_set else KEEP,
         )
         return await _public(db, ctx.organisation_id)

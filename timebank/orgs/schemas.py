@@ -1,8 +1,9 @@
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from timebank.api.schemas import Amount, CalendarDate, HoursText, InputModel, WholeNumber
+from timebank.api.schemas import Amount, HoursText, InputModel, WholeNumber
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes
 from timebank.models import category_key
@@ -66,9 +67,9 @@ class OrganisationUpdate(_MinBalanceInput):
         max_length=100,
         description="The full list of categories in use. Names left out are retired (kept on old entries).",
     )
-    books_closed_through: CalendarDate | None = Field(
+    books_closed_through: Any = Field(
         default=None,
-        description="Close the books up to this date: no entry dated on or before it is accepted. null reopens them.",
+        description="Refused: the books close only by closing a month (POST /periods/{YYYY-MM}/close).",
     )
 
     @field_validator("categories")

@@ -1,6 +1,5 @@
 """Creating and reading organisations."""
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,9 +12,6 @@ from timebank.db import Database
 from timebank.ledger import errors
 from timebank.members.service import add_member
 from timebank.models import Account, AccountKind, Category, Organisation, Role, category_key
-
-# "Leave this setting as it is" (where None means something: reopening the books).
-KEEP = object()
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -119,29 +115,20 @@ async def update_organisation(
     timezone: str | None = None,
     min_balance_minutes: int | None = None,
     categories: list[str] | None = None,
-    books_closed_through: dt.date | object | None = KEEP,
 ) -> None:
     """Change an organisation's settings; only what is given changes.
 
-    ``books_closed_through=None`` reopens the books; leaving it out keeps them as they are.
+    Not ``books_closed_through``: only closing a month moves it (``timebank.reports.closing``).
     """
     if timezone is not None:
         check_timezone(timezone)
     if min_balance_minutes is not None and min_balance_minutes > 0:
         raise errors.InvalidEntry("the minimum balance must be zero or negative")
     async with db.session() as session:
-        organisation = await session.get(Organisation, organisation_id)
+        # Locked first, then the accounts (when re-flooring), in the order a month close takes them.
+        organisation = await session.get(Organisation, organisation_id, with_for_update=True)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-        if isinstance(books_closed_through, dt.date):
-            today = dt.datetime.now(ZoneInfo(timezone or organisation.timezone)).date()
-            if books_closed_through >= today:
-                raise errors.InvalidEntry(
-                    f"the books can be closed only up to a day before today ({today.isoformat()})"
-                )
-            organisation.books_closed_through = books_closed_through
-        elif books_closed_through is None:
-            organisation.books_closed_through = None
         if name is not None:
             organisation.name = name.strip()
         if timezone is not None:
