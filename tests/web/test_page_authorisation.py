@@ -86,6 +86,7 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/change-password"):                  Row((303, 303, 303, 303, 303), _same_password),
     ("GET", "/change-password/done"):              Row((303, 200, 200, 200, 200), _nothing),
     ("GET", ORG):                                  Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
 }
 # fmt: on
 
