@@ -194,3 +194,45 @@ class TestStatementPeriods:
         assert "You helped Member Other" in text
         assert re.search(r"30 minutes\s+30 minutes .*45 minutes\s+1 hour 15 minutes", text), text
         assert page.headers["cache-control"] == "no-store"
+
+
+class TestMemberHome:
+    async def test_a_group_activity_shows_who_ran_it_never_the_other_attendees(
+        self, member_page: Browser, db: Database, api_org: ApiOrg
+    ) -> None:
+        await ledger.post_group_activity(
+            db,
+            api_org.id,
+            givers=[(api_org.staff.account_id, 120)],
+            receivers=[(api_org.member.account_id, 60), (api_org.other_member.account_id, 60)],
+            occurred_on=today(),
+            description="Cooking club",
+            category="Cooking",
+            recorded_by=api_org.staff.user_id,
+            idempotency_key="group-1",
+        )
+        for path in ("/", "/statement"):
+            text = visible_text((await member_page.get(f"/orgs/{api_org.slug}{path}")).text)
+            assert f"Took part in a group activity run by {api_org.staff.display_name}" in text, path
+            assert "Member Other" not in text, path
+
+    async def test_the_balance_in_words_and_how_far_it_may_go(
+        self, member_page: Browser, db: Database, api_org: ApiOrg
+    ) -> None:
+        await ledger.post_exchange(
+            db,
+            api_org.id,
+            giver_account_id=api_org.other_member.account_id,
+            receiver_account_id=api_org.member.account_id,
+            minutes=45,
+            occurred_on=today(),
+            description="Walked the dog",
+            recorded_by=None,
+            idempotency_key="home-1",
+        )
+        text = visible_text((await member_page.get(f"/orgs/{api_org.slug}/")).text)
+        assert "You have received 45 minutes more than you have given" in text
+        # The organisation's minimum is 2 hours below zero.
+        assert "You can go down to 2 hours below zero. So you can receive 1 hour 15 minutes more help" in text
+        assert f"Member Other helped you — 45 minutes — {today().day} {today().strftime('%B %Y')}" in text
+        assert "Your statement" in text and "Record help I received" in text and "Your details" in text

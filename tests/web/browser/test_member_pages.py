@@ -179,7 +179,8 @@ class TestRecordingHelpReceived:
         checked(page, "record-help-done")
         assert staff.balance(member) == 4 * 60 + 15
         page.get_by_role("link", name="Back to your home page").click()
-        expect(page.get_by_text("You have 4 hours 15 minutes")).to_be_visible()
+        expect(page.get_by_text("You have 4 hours 15 minutes", exact=True)).to_be_visible()
+        expect(page.get_by_text("You have given 4 hours 15 minutes more than you have received.")).to_be_visible()
         expect(page.locator(".tb-recent li").first).to_contain_text(
             "Ezra Suggested helped you — Gardening — 1 hour 15 minutes"
         )
