@@ -185,6 +185,41 @@ class TestRecordingHelpReceived:
             "Ezra Suggested helped you — Gardening — 1 hour 15 minutes"
         )
 
+    def test_with_the_keyboard_alone(self, page: Page, site: Site, staff: Staff) -> None:
+        member, helper = staff.register("Kim Keys"), staff.register("Kofi Keyboard")
+        sign_in(page, member.username)
+        page.goto(f"/orgs/{site.slug}/record-help")
+
+        def tab_to(element_id: str) -> None:
+            for _ in range(20):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.id") == element_id:
+                    return
+            raise AssertionError(f"Tab never reached #{element_id}")
+
+        tab_to("giver")
+        page.keyboard.type("kofi k")
+        expect(page.get_by_role("option", name="Kofi Keyboard")).to_be_visible()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        tab_to("hours")
+        page.keyboard.type("2")
+        tab_to("category")
+        page.keyboard.type("Gardening")
+        tab_to("description")
+        page.keyboard.type("Mended the fence")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Check your answers")).to_be_visible()
+        expect(page.locator(".govuk-summary-list")).to_contain_text("Kofi Keyboard")
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent.trim()") == "Record this help":
+                break
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Help recorded")).to_be_visible()
+        assert staff.balance(helper) == 120
+
     def test_change_your_answers_keeps_them(self, page: Page, site: Site, staff: Staff) -> None:
         member, helper = staff.register("Chana Changer"), staff.register("Gil Changed")
         sign_in(page, member.username)
