@@ -41,6 +41,9 @@ class PseudoLocale(PageLocale):
     def format_date(self, value):  # type: ignore[no-untyped-def]
         return f"{OPEN}{super().format_date(value)}{CLOSE}"
 
+    def format_month(self, first_day):  # type: ignore[no-untyped-def]
+        return f"{OPEN}{super().format_month(first_day)}{CLOSE}"
+
     def format_number(self, value: int) -> str:
         return f"{OPEN}{super().format_number(value)}{CLOSE}"
 
@@ -91,7 +94,8 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
             page: Browser = await signed_in(app, db, person)
             url = re.sub(r"\{org:str\}", org.slug, path)
             answer = await page.get(url)
-            if answer.status_code == 200:
+            # Pages only: a CSV's column names are not for translation.
+            if answer.status_code == 200 and answer.headers["content-type"].startswith("text/html"):
                 rendered[f"{who} {url}"] = answer.text
     anonymous = browser(app)
     rendered["wrong password"] = (await anonymous.post("/sign-in", {"username": "x", "password": "y"})).text

@@ -7,9 +7,11 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 """
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
+from litestar import Litestar
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from timebank.reports.service import parse_month
 from timebank.web.formatting import hours_in_words
 from timebank.web.i18n import PageLocale, load_locale
 from timebank.web.paths import TEMPLATES_DIR, asset
@@ -31,9 +33,23 @@ def create_environment(language: PageLocale) -> Environment:
     environment.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
     environment.globals["asset"] = asset
     environment.globals["language_tag"] = language.language_tag
+    # For what is written outside a template (the report charts' labels): page_locale(app).
+    environment.globals["page_locale"] = language
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
+    environment.filters["month_name"] = lambda text: language.format_month(parse_month(text))
+    environment.filters["number"] = language.format_number
+    # A text that comes as data but was written by us (a report's definitions, stored with a
+    # closed month): through the catalogue when it holds it, as it is otherwise.
+    environment.filters["translated"] = language.gettext
     return environment
+
+
+def page_locale(app: Litestar) -> PageLocale:
+    """The pages' locale, for text written by Python rather than a template."""
+    engine = app.template_engine
+    assert isinstance(engine, JinjaTemplateEngine)
+    return engine.engine.globals["page_locale"]  # type: ignore[no-any-return]
 
 
 def template_config(language: PageLocale | None = None) -> TemplateConfig:
