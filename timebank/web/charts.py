@@ -40,7 +40,7 @@ def _chart(kind: type[pygal.graph.graph.Graph], language: PageLocale, labels: li
         style=_STYLE,
         show_legend=False,
         width=800,
-        height=max(360, 40 * len(labels) + 80) if kind is pygal.HorizontalBar else 360,
+        height=40 * len(labels) + 120 if kind is pygal.HorizontalBar else 360,
         print_values=False,
         show_minor_x_labels=True,
         x_label_rotation=0,

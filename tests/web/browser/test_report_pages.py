@@ -45,7 +45,9 @@ class TestTheReportPage:
         page.get_by_role("button", name="Show the report").click()
         name = load_locale().format_month(month_with_data)
         expect(page.get_by_role("heading", level=1)).to_have_text(f"Activity report for {name}")
-        expect(page.get_by_role("img", name="Bar chart of the hours exchanged in each of the 12 months")).to_be_visible()
+        expect(
+            page.get_by_role("img", name="Bar chart of the hours exchanged in each of the 12 months")
+        ).to_be_visible()
         expect(page.get_by_role("row", name="Gardening")).to_contain_text("2.00")
         # The charts are images that loaded (under their own CSP), not broken ones.
         page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
