@@ -172,6 +172,28 @@ class TestTheReportPage:
         assert "There is a problem" in answer.text
         assert 'value="November"' in answer.text
 
+    async def test_a_range_the_wrong_way_round_says_so_on_its_field(self, app, db, known, known_staff) -> None:
+        page = await signed_in(app, db, known_staff)
+        answer = await page.get(report_url(known.org.slug, "?month=&from=2026-05&to=2026-01"))
+        assert answer.status_code == 400
+        assert 'href="#from"' in answer.text
+        assert "the first not after the last" in answer.text
+
+    async def test_the_social_value_is_an_estimate_with_its_basis(self, app, client, db) -> None:
+        last = add_months(today().replace(day=1), -1)
+        org = await org_with_an_exchange_on(db, last)
+        rate = await client.post(
+            f"/api/v1/orgs/{org.slug}/hourly-rates/",
+            json={"amount": "12.60", "basis": "The UK National Living Wage"},
+            headers=org.coordinator.headers,
+        )
+        assert rate.status_code == 201, rate.text
+        page = await signed_in(app, db, org.staff)
+        answer = await page.get(report_url(org.slug, f"?month={month_label(last)}"))
+        assert "About 12.60 GBP" in answer.text  # one hour at 12.60
+        assert "This is an estimate, not money received" in answer.text
+        assert "The UK National Living Wage" in answer.text
+
     async def test_the_csv_links_give_the_apis_csv(self, app, client, db, known, known_staff) -> None:
         month = month_label(known.m)
         page = await signed_in(app, db, known_staff)

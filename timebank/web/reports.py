@@ -74,7 +74,7 @@ def _period(
             return Period.range(from_month or "", to_month or ""), None
         return Period.month(month or _last_month(ctx)), None
     except errors.InvalidEntry as refusal:
-        return None, "range" if (from_month or to_month) and refusal.extra.get("field") is None else "month"
+        return None, "range" if (from_month or to_month) else "month"
 
 
 def _csv_query(period: Period) -> str:
