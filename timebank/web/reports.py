@@ -73,7 +73,7 @@ def _period(
         if from_month or to_month:
             return Period.range(from_month or "", to_month or ""), None
         return Period.month(month or _last_month(ctx)), None
-    except errors.InvalidEntry as refusal:
+    except errors.InvalidEntry:
         return None, "range" if (from_month or to_month) else "month"
 
 
