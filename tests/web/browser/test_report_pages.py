@@ -16,23 +16,25 @@ from timebank.web.i18n import load_locale
 
 @pytest.fixture(scope="module")
 def month_with_data(site: Site) -> dt.date:
-    """Two months ago, with an exchange of 2 hours between alice and bob (posted through the API)."""
+    """Two months ago: alice and bob each helped the other for 2 hours (posted through the API)."""
     first = add_months(dt.date.today().replace(day=1), -2)
     token = site.live.sign_in()
     alice, bob = site.live.seeded.account_ids[2:4]
-    answer = httpx.post(
-        f"{site.base_url}/api/v1/orgs/{site.slug}/exchanges",
-        json={
-            "giver_account_id": alice,
-            "receiver_account_id": bob,
-            "minutes": 120,
-            "occurred_on": (first + dt.timedelta(days=14)).isoformat(),
-            "description": "Helped with the allotment",
-            "category": "Gardening",
-        },
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert answer.status_code == 201, answer.text
+    # Both ways, so everyone's balance stays as the other browser tests expect it.
+    for giver, receiver in ((alice, bob), (bob, alice)):
+        answer = httpx.post(
+            f"{site.base_url}/api/v1/orgs/{site.slug}/exchanges",
+            json={
+                "giver_account_id": giver,
+                "receiver_account_id": receiver,
+                "minutes": 120,
+                "occurred_on": (first + dt.timedelta(days=14)).isoformat(),
+                "description": "Helped with the allotment",
+                "category": "Gardening",
+            },
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert answer.status_code == 201, answer.text
     return first
 
 
@@ -48,7 +50,7 @@ class TestTheReportPage:
         expect(
             page.get_by_role("img", name="Bar chart of the hours exchanged in each of the 12 months")
         ).to_be_visible()
-        expect(page.get_by_role("row", name="Gardening")).to_contain_text("2.00")
+        expect(page.get_by_role("row", name="Gardening")).to_contain_text("4.00")
         # The charts are images that loaded (under their own CSP), not broken ones.
         page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
         checked(page, "report")
