@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -391,6 +392,8 @@ async def run_one(backend: str, args: argparse.Namespace) -> dict:
             admin = await asyncpg.connect(f"{POSTGRES_SERVER}/postgres")
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+        elif backend == "sqlite" and not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
     return {
         "backend": backend,
         "postings": len(history.postings),
@@ -420,7 +423,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="runs per report timing (median and fastest)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--export-after-close", action="store_true", help="time the export again after closing")
-    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = parser.parse_args()
     print(f"seed {args.seed}; {args.members:,} members, {args.postings:,} postings over {args.years} years")
     backends = ["postgresql", "sqlite"] if args.database == "both" else [args.database]

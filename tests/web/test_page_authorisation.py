@@ -25,6 +25,7 @@ from litestar.routes import HTTPRoute
 
 from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
+from timebank import ledger
 from timebank.db import Database
 from timebank.reports.service import add_months, month_label
 
@@ -90,9 +91,26 @@ async def _a_chart(world: World, actor: Person | None) -> Call:
     return Call(params={"name": "trend.svg"}, query={"month": _last_month()})
 
 
-async def _close_last_month(world: World, actor: Person | None) -> Call:
-    # The home organisation has no entries: last month may be closed (the first to try does).
-    return Call(form={"month": _last_month(), "idempotency_key": uuid.uuid4().hex})
+async def _close_this_month(world: World, actor: Person | None) -> Call:
+    # This month has not ended: a coordinator is refused (409, the page says why), and the
+    # home organisation's months stay open for the other rows.
+    return Call(form={"month": month_label(dt.date.today().replace(day=1)), "idempotency_key": uuid.uuid4().hex})
+
+
+async def _help_the_member_received(world: World, actor: Person | None) -> Call:
+    # The same key every time: one exchange, whoever asks.
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.other_member.account_id,
+        receiver_account_id=world.home.member.account_id,
+        minutes=30,
+        occurred_on=dt.date(2026, 1, 5),
+        description="Helped with the shopping",
+        recorded_by=world.home.member.user_id,
+        idempotency_key=f"matrix-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
 
 
 ORG = "/orgs/{org:str}"
@@ -112,7 +130,18 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/reports/charts/{{name:str}}"):  Row((303, 403, 200, 200, 404), _a_chart),
     ("GET", f"{ORG}/reports/csv"):                 Row((303, 403, 200, 200, 404), _a_month),
     ("GET", f"{ORG}/reports/close"):               Row((303, 403, 403, 200, 404), _a_month),
-    ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 303, 404), _close_last_month),
+    ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 409, 404), _close_this_month),
+
+
+    ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/record-help"):                 Row((303, 200, 200, 200, 404), _nothing),
+    # An empty form: the form again, with its problems.
+    ("POST", ORG + "/record-help"):                Row((303, 400, 400, 400, 404), _nothing),
+    ("POST", ORG + "/record-help/confirm"):        Row((303, 400, 400, 400, 404), _nothing),
+    # Only the member who received the help sees what was recorded.
+    ("GET", ORG + "/record-help/done/{transaction_id:int}"):
+                                                   Row((303, 200, 404, 404, 404), _help_the_member_received),
 }
 # fmt: on
 

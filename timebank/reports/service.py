@@ -275,15 +275,20 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
         select(organisations.c.books_closed_through).where(organisations.c.id == organisation_id)
     )
     book = await _accounts(conn, organisation_id)
-    last_close = await _opening_balances(conn, organisation_id, period.start, book)
-    if conn.dialect.name == "postgresql" and last_close is not None and period.is_one_month:
+    stored_months = await _stored_months(conn, organisation_id, period.last)
+    base = max(
+        (m for m in stored_months.values() if m.closed_through < period.start),
+        key=lambda m: m.closed_through,
+        default=None,
+    )
+    await _opening_balances(conn, organisation_id, period.start, book, base)
+    if conn.dialect.name == "postgresql" and base is not None and period.is_one_month:
         # What follows reads one month or two of postings: a few thousand rows through the
         # indexes, where starting parallel workers costs more than they save (about half).
         await conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     await _movements(conn, organisation_id, period, book)
     agency_id = next(a.id for a in book.values() if a.kind is AccountKind.AGENCY)
     by_kind, by_category, counts = await _by_kind_and_category(conn, organisation_id, period, agency_id)
-    stored_months = await _stored_months(conn, organisation_id, period.last)
     rate = await current_rate(conn, organisation_id)
 
     end = period.end
@@ -298,7 +303,11 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
     net = counts["gross"] - counts["reversed"]
     social_value, value_pence = _social_value(period, net, stored_months, rate)
     # A one-month report already has its own month's trend figures: no second pass over its postings.
-    this_month = {period.first: _StoredMonth(counts["exchanges"], net, active, None)} if period.is_one_month else {}
+    this_month = (
+        {period.first: _StoredMonth(counts["exchanges"], net, active, None, None, period.end)}
+        if period.is_one_month
+        else {}
+    )
     total = sum(a.closing for a in book.values())
 
     report = schemas.MonthlyReport(
@@ -391,26 +400,16 @@ def _per_account(condition: Any) -> Any:
 
 
 async def _opening_balances(
-    conn: AsyncConnection, organisation_id: int, start: dt.date, book: dict[int, _Account]
-) -> dt.date | None:
-    """Balances and last activity as of the day before ``start``: the newest close before it, plus what follows.
-
-    Returns the last day of that close (None: none, the whole history before ``start`` was read).
-    """
-    base = (
-        await conn.execute(
-            select(period_closes.c.id, period_closes.c.closed_through)
-            .where(period_closes.c.organisation_id == organisation_id, period_closes.c.closed_through < start)
-            .order_by(period_closes.c.closed_through.desc())
-            .limit(1)
-        )
-    ).first()
+    conn: AsyncConnection, organisation_id: int, start: dt.date, book: dict[int, _Account], base: "_StoredMonth | None"
+) -> None:
+    """Balances and last activity as of the day before ``start``: the close ``base`` (the newest
+    before it), plus what follows; with no close, the whole history before ``start``."""
     since = transactions.c.occurred_on < start
     if base is not None:
         for account_id, balance, last_active in await conn.execute(
             select(
                 closed_balances.c.account_id, closed_balances.c.balance_minutes, closed_balances.c.last_active_on
-            ).where(closed_balances.c.period_close_id == base.id)
+            ).where(closed_balances.c.period_close_id == base.close_id)
         ):
             account = book[account_id]
             account.opening, account.last_active_before = balance, last_active
@@ -422,7 +421,6 @@ async def _opening_balances(
         account.has_postings = True
         if row.last_active is not None:
             account.last_active_before = max(filter(None, (account.last_active_before, row.last_active)))
-    return base.closed_through if base is not None else None
 
 
 async def _movements(conn: AsyncConnection, organisation_id: int, period: Period, book: dict[int, _Account]) -> None:
@@ -621,6 +619,8 @@ class _StoredMonth:
     minutes: int
     active_members: int
     social_value_pence: int | None
+    close_id: int | None
+    closed_through: dt.date
 
 
 async def _stored_months(conn: AsyncConnection, organisation_id: int, last: dt.date) -> dict[dt.date, _StoredMonth]:
@@ -632,6 +632,8 @@ async def _stored_months(conn: AsyncConnection, organisation_id: int, last: dt.d
             period_closes.c.minutes_exchanged,
             period_closes.c.active_members,
             period_closes.c.social_value_pence,
+            period_closes.c.id,
+            period_closes.c.closed_through,
         ).where(period_closes.c.organisation_id == organisation_id, period_closes.c.month <= last)
     )
     return {row.month: _StoredMonth(*row[1:]) for row in rows}

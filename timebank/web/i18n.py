@@ -46,9 +46,9 @@ class PageLocale:
         """As people write dates: 3 November 2026."""
         return format_date(value, format="long", locale=self.locale)
 
-    def format_month(self, first_day: dt.date) -> str:
+    def format_month(self, value: dt.date) -> str:
         """A month as people write it: November 2026."""
-        return format_date(first_day, format="LLLL y", locale=self.locale)
+        return format_date(value, format="MMMM y", locale=self.locale)
 
     def format_number(self, value: int) -> str:
         """A whole number with the locale's grouping: 10,000."""

@@ -6,11 +6,13 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 ``govuk_frontend_jinja/components/<name>/macro.html``.
 """
 
+from babel.lists import format_list
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 from litestar import Litestar
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from timebank.ledger.reading import ACCOUNT_LABELS
 from timebank.reports.service import parse_month
 from timebank.web.formatting import hours_in_words
 from timebank.web.i18n import PageLocale, load_locale
@@ -37,11 +39,15 @@ def create_environment(language: PageLocale) -> Environment:
     environment.globals["page_locale"] = language
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
+    environment.filters["month_year"] = language.format_month
     environment.filters["month_name"] = lambda text: language.format_month(parse_month(text))
     environment.filters["number"] = language.format_number
     # A text that comes as data but was written by us (a report's definitions, stored with a
     # closed month): through the catalogue when it holds it, as it is otherwise.
     environment.filters["translated"] = language.gettext
+    environment.filters["names_list"] = lambda names: format_list(list(names), locale=language.locale)
+    # How the ledger names the shared accounts (reading.py); pages say it in the page's language.
+    environment.globals["shared_account_labels"] = {kind.value: label for kind, label in ACCOUNT_LABELS.items()}
     return environment
 
 
