@@ -135,6 +135,7 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
 
     ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/statement/csv"):               Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/record-help"):                 Row((303, 200, 200, 200, 404), _nothing),
     # An empty form: the form again, with its problems.
     ("POST", ORG + "/record-help"):                Row((303, 400, 400, 400, 404), _nothing),
