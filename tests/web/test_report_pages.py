@@ -224,6 +224,12 @@ class TestTheReportPage:
         assert not [e for e in svg.iter() if str(e.tag).endswith("script")]
         assert "<script" not in answer.text
 
+    async def test_an_unknown_chart_is_not_found(self, app, db, known, known_staff) -> None:
+        page = await signed_in(app, db, known_staff)
+        answer = await page.get(report_url(known.org.slug, "/charts/pie.svg"))
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith("text/html")
+
     async def test_the_page_itself_keeps_the_page_csp(self, app, db, known, known_staff) -> None:
         page = await signed_in(app, db, known_staff)
         answer = await page.get(report_url(known.org.slug))
