@@ -131,7 +131,6 @@ async def report_page(
         kinds=[(key, getattr(report.by_kind, key)) for key in KIND_ORDER],
         closable=_closable(ctx, period, report),
         just_closed=just_closed and report.closed,
-        charts=charts.CHARTS,
     )
 
 
