@@ -17,6 +17,9 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# The report's charts (web/charts.py): pygal writes its styles inside the SVG, so a chart is
+# its own response that may use inline style and nothing else (it is shown by an <img>).
+CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 NOT_PAGE_PREFIXES = ("/api/", "/health", "/ready", "/metrics")
 
 _COMMON = [
@@ -29,6 +32,13 @@ _API_HEADERS = [*_COMMON, (b"content-security-policy", API_CSP.encode()), (b"cac
 _DOCS_HEADERS = [*_COMMON, (b"content-security-policy", DOCS_CSP.encode())]
 # no-store: Back after "Sign out" on a shared computer must not show anyone's hours.
 _PAGE_HEADERS = [*_COMMON, (b"content-security-policy", PAGE_CSP.encode()), (b"cache-control", b"no-store")]
+_CHART_HEADERS = [*_COMMON, (b"content-security-policy", CHART_CSP.encode()), (b"cache-control", b"no-store")]
+
+
+def is_chart(path: str) -> bool:
+    """/orgs/{org}/reports/charts/<name>.svg"""
+    parts = path.split("/")
+    return len(parts) == 6 and parts[1] == "orgs" and parts[3:5] == ["reports", "charts"]
 
 
 def _headers_for(path: str) -> list[tuple[bytes, bytes]]:
@@ -36,6 +46,8 @@ def _headers_for(path: str) -> list[tuple[bytes, bytes]]:
         return _DOCS_HEADERS
     if path.startswith(NOT_PAGE_PREFIXES):
         return _API_HEADERS
+    if is_chart(path):
+        return _CHART_HEADERS
     return _PAGE_HEADERS
 
 

@@ -23,7 +23,7 @@ from tests.conftest import make_org
 from tests.hostile.conftest import refused, run_command
 from timebank.db import Database, create_database
 from timebank.models import Role, User
-from timebank.security import NOT_PAGE_PREFIXES
+from timebank.security import CHART_CSP, NOT_PAGE_PREFIXES, is_chart
 
 users = User.__table__
 TOKEN = "/api/v1/auth/token"
@@ -197,6 +197,10 @@ def check_security_headers(response: httpx.Response) -> None:
     if path.startswith(DOCS_PREFIXES):
         assert "'unsafe-inline'" not in directives.get("script-src", []), f"{where}: {csp}"
         assert "'unsafe-eval'" not in directives.get("script-src", []), f"{where}: {csp}"
+    elif is_chart(path):
+        # A report chart (an SVG shown by <img>): inline style, nothing else, not even a script.
+        assert csp == CHART_CSP, f"{where}: {csp}"
+        assert headers.get("cache-control") == "no-store", f"{where}: {headers.get('cache-control')}"
     elif not path.startswith(NOT_PAGE_PREFIXES):
         # A page: its own files only, forms post here, nothing inline, and never kept in a cache.
         assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp, f"{where}: {csp}"
@@ -219,6 +223,8 @@ def path_values(api_org: ApiOrg, transaction_id: int) -> dict[str, str]:
         "month": "2001-01",
         "file_path": "docs/swagger-init.js",
         "path": "openapi.json",
+        "month": "2026-01",
+        "name": "trend.svg",
     }
 
 

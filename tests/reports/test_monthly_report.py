@@ -1,9 +1,14 @@
 """The monthly report of a known month, and of a three-month range, figure by figure, on both databases."""
 
+import datetime as dt
+
 import pytest
 
+from tests.conftest import make_org, new_key, today
 from tests.reports.support import KnownOrg, build_known_org, hours, month_end_of
+from timebank import ledger
 from timebank.db import Database
+from timebank.members.service import create_member
 from timebank.reports.rates import set_hourly_rate
 from timebank.reports.service import DEFINITIONS, Period, add_months, month_label, monthly_report
 
@@ -223,3 +228,33 @@ class TestAThreeMonthRange:
         assert body["trial_balance"]["as_of"] == month_end_of(last).isoformat()
         assert body["social_value"]["value"] == {"amount": "100.80", "currency": "GBP"}  # 8 hours x 12.60
         assert body["closed"] is False
+
+
+class TestThePerMemberTable:
+    async def test_holds_a_member_whose_hours_net_to_zero_though_they_joined_later(self, db: Database) -> None:
+        # Entries typed in from paper for a month before the member's record was made.
+        org = await make_org(db)
+        month = add_months(today().replace(day=1), -2)
+        joined_today = [
+            await create_member(db, org.id, display_name=name, joined_on=today()) for name in ("Ann", "Ben")
+        ]
+        ann, ben = (m.account.id for m in joined_today)
+        for giver, receiver in ((ann, ben), (ben, ann)):
+            await ledger.post_exchange(
+                db,
+                org.id,
+                giver_account_id=giver,
+                receiver_account_id=receiver,
+                minutes=60,
+                occurred_on=month + dt.timedelta(days=4),
+                description="Shopping",
+                category=None,
+                recorded_by=None,
+                idempotency_key=new_key(),
+            )
+        report = await monthly_report(db, org.id, Period(month, month))
+        assert [(m.name, m.given.minutes, m.received.minutes) for m in report.members] == [
+            ("Ann", 60, 60),
+            ("Ben", 60, 60),
+        ]
+        assert report.active_members == 2

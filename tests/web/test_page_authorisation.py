@@ -14,8 +14,10 @@ Every cell uses a fresh session.
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import pytest
 from litestar import Litestar
@@ -25,6 +27,7 @@ from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
 from timebank import ledger
 from timebank.db import Database
+from timebank.reports.service import add_months, month_label
 
 ROLES = ("anonymous", "member", "staff", "coordinator", "other_coordinator")
 # Served to everyone and not pages (see tests/api/test_authorisation_matrix.py).
@@ -51,6 +54,7 @@ class World:
 class Call:
     params: dict[str, object] = field(default_factory=dict)
     form: dict[str, str] | None = None
+    query: dict[str, str] = field(default_factory=dict)
 
 
 Build = Callable[[World, Person | None], Awaitable[Call]]
@@ -73,6 +77,24 @@ async def _sign_in(world: World, actor: Person | None) -> Call:
 
 async def _same_password(world: World, actor: Person | None) -> Call:
     return Call(form={"current_password": PASSWORD, "new_password": PASSWORD})
+
+
+def _last_month() -> str:
+    return month_label(add_months(dt.date.today().replace(day=1), -1))
+
+
+async def _a_month(world: World, actor: Person | None) -> Call:
+    return Call(query={"month": _last_month()})
+
+
+async def _a_chart(world: World, actor: Person | None) -> Call:
+    return Call(params={"name": "trend.svg"}, query={"month": _last_month()})
+
+
+async def _close_this_month(world: World, actor: Person | None) -> Call:
+    # This month has not ended: a coordinator is refused (409, the page says why), and the
+    # home organisation's months stay open for the other rows.
+    return Call(form={"month": month_label(dt.date.today().replace(day=1)), "idempotency_key": uuid.uuid4().hex})
 
 
 async def _help_the_member_received(world: World, actor: Person | None) -> Call:
@@ -104,8 +126,16 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/change-password"):                  Row((303, 303, 303, 303, 303), _same_password),
     ("GET", "/change-password/done"):              Row((303, 200, 200, 200, 200), _nothing),
     ("GET", ORG):                                  Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", f"{ORG}/reports"):                     Row((303, 403, 200, 200, 404), _a_month),
+    ("GET", f"{ORG}/reports/charts/{{name:str}}"):  Row((303, 403, 200, 200, 404), _a_chart),
+    ("GET", f"{ORG}/reports/csv"):                 Row((303, 403, 200, 200, 404), _a_month),
+    ("GET", f"{ORG}/reports/close"):               Row((303, 403, 403, 200, 404), _a_month),
+    ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 409, 404), _close_this_month),
+
+
     ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/statement/csv"):               Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/record-help"):                 Row((303, 200, 200, 200, 404), _nothing),
     # An empty form: the form again, with its problems.
     ("POST", ORG + "/record-help"):                Row((303, 400, 400, 400, 404), _nothing),
@@ -145,6 +175,8 @@ async def test_each_caller_gets_the_status_in_the_table(app: Litestar, world: Wo
         actor = world.actor(role)
         call = await PAGE_MATRIX[route].build(world, actor)
         url = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path).format(org=world.home.slug, **call.params)
+        if call.query:
+            url += "?" + urlencode(call.query)
         page = await signed_in(app, world.db, actor)
         try:
             answer = await (page.get(url) if method == "GET" else page.post(url, call.form))

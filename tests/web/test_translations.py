@@ -95,7 +95,8 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
             page: Browser = await signed_in(app, db, person)
             url = re.sub(r"\{org:str\}", org.slug, path)
             answer = await page.get(url)
-            # Pages only: the people lookup answers JSON (names, which are data).
+            # Pages only: the people lookup answers JSON (names, which are data), a CSV's column names are
+            # not for translation.
             if answer.status_code == 200 and answer.headers["content-type"].startswith("text/html"):
                 rendered[f"{who} {url}"] = answer.text
     anonymous = browser(app)

@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get
 from litestar.params import FromPath, Parameter, QueryParameter
-from litestar.response import Stream
 
 from timebank import ledger
 from timebank.accounts.schemas import AccountPage, AccountPublic, StatementLine, StatementPublic
@@ -14,9 +13,8 @@ from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, decode_cursor, encode_cursor, error_responses
 from timebank.ledger import errors
 from timebank.ledger.reading import get_account, list_accounts
-from timebank.reports import csv
 from timebank.reports.endpoints import CSV_TOO, FormatParam, wants_csv
-from timebank.reports.exports import statement_rows
+from timebank.reports.exports import statement_csv
 
 # Answers stay small however long the period: a statement is answered a page at a time.
 MAX_STATEMENT_PAGE = 500
@@ -84,7 +82,7 @@ class AccountController(Controller):
         if start > end:
             raise errors.InvalidEntry(f"'from' ({start}) is after 'to' ({end})")
         if wants_csv(request, format_):  # streamed: any period, every entry
-            return await _statement_csv(ctx, db, account_id, start, end)  # type: ignore[return-value]
+            return await statement_csv(db, ctx.organisation_id, ctx.slug, account_id, start, end)  # type: ignore[return-value]
         after = ledger.StatementCursor(*decode_cursor(cursor)) if cursor else None
         found = await ledger.statement(db, ctx.organisation_id, account_id, start, end, after=after, limit=limit)
         return StatementPublic(
@@ -112,25 +110,3 @@ class AccountController(Controller):
             if found.next_page
             else None,
         )
-
-
-async def _statement_csv(ctx: OrgContextDep, db: DatabaseDep, account_id: int, start: dt.date, end: dt.date) -> Stream:
-    """Every entry of the period, streamed (a separate path from the JSON statement)."""
-    rows = statement_rows(db, ctx.organisation_id, account_id, start, end)
-    header = await anext(rows)  # checks the account before the answer starts
-
-    async def all_rows():  # type: ignore[no-untyped-def]
-        yield header
-        async for row in rows:
-            yield row
-
-    name = f"statement-{ctx.slug}-account-{account_id}-{start.isoformat()}-to-{end.isoformat()}.csv"
-    return Stream(
-        csv.stream(all_rows()),
-        media_type=csv.MEDIA_TYPE,
-        # Explicit: the handler's own media type (JSON, from its annotation) would win otherwise.
-        headers={
-            "Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{name}"',
-        },
-    )

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 
+from litestar.response import Stream
 from sqlalchemy import select
 
 from timebank.db import Database
@@ -17,7 +18,7 @@ from timebank.ledger.amounts import minutes_to_hours
 from timebank.ledger.entries import StatementEntry
 from timebank.ledger.reading import account_label, stream_statement
 from timebank.models import Account, AccountKind, Category, Member, Posting, Transaction
-from timebank.reports import schemas
+from timebank.reports import csv, schemas
 from timebank.reports.csv import Cell, hours
 
 accounts = Account.__table__
@@ -126,6 +127,30 @@ async def statement_rows(
             hours(entry.running_balance),
         )
     yield (None, end, None, "closing_balance", "Balance carried forward", None, None, None, hours(closing))
+
+
+async def statement_csv(
+    db: Database, organisation_id: int, slug: str, account_id: int, start: dt.date, end: dt.date
+) -> Stream:
+    """The statement CSV as an answer, streamed (the API's ``?format=csv`` and the statement page's link)."""
+    rows = statement_rows(db, organisation_id, account_id, start, end)
+    header = await anext(rows)  # checks the account before the answer starts
+
+    async def all_rows() -> AsyncIterator[Sequence[Cell]]:
+        yield header
+        async for row in rows:
+            yield row
+
+    name = f"statement-{slug}-account-{account_id}-{start.isoformat()}-to-{end.isoformat()}.csv"
+    return Stream(
+        csv.stream(all_rows()),
+        media_type=csv.MEDIA_TYPE,
+        # Explicit: a handler's own media type (JSON, from its annotation) would win otherwise.
+        headers={
+            "Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
 
 
 # --------------------------------------------------------------------------- the ledger export

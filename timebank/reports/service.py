@@ -228,6 +228,8 @@ class _Account:
     total: int = 0
     last_active_before: dt.date | None = None
     last_active_in: dt.date | None = None
+    # Any posting dated up to the period's end (balances that net to zero included).
+    has_postings: bool = False
 
     @property
     def closing(self) -> int:
@@ -293,7 +295,7 @@ async def compute_report(conn: AsyncConnection, organisation_id: int, period: Pe
     people = [
         a
         for a in book.values()
-        if a.kind is AccountKind.MEMBER and ((a.joined_on is not None and a.joined_on <= end) or a.opening or a.total)
+        if a.kind is AccountKind.MEMBER and ((a.joined_on is not None and a.joined_on <= end) or a.has_postings)
     ]
     people.sort(key=lambda a: (a.name.casefold(), a.member_id))
     active = sum(1 for a in people if a.given or a.received)
@@ -411,10 +413,12 @@ async def _opening_balances(
         ):
             account = book[account_id]
             account.opening, account.last_active_before = balance, last_active
+            account.has_postings = balance != 0 or last_active is not None
         since = since & (transactions.c.occurred_on > base.closed_through)
     for row in await conn.execute(_per_account((transactions.c.organisation_id == organisation_id) & since)):
         account = book[row.account_id]
         account.opening += int(row.total)
+        account.has_postings = True
         if row.last_active is not None:
             account.last_active_before = max(filter(None, (account.last_active_before, row.last_active)))
 
@@ -428,6 +432,7 @@ async def _movements(conn: AsyncConnection, organisation_id: int, period: Period
         account.given, account.received = int(row.given), int(row.received)
         account.other, account.total = int(row.other), int(row.total)
         account.last_active_in = row.last_active
+        account.has_postings = True
 
 
 _KIND_NAMES = {

@@ -16,6 +16,7 @@ _ASSETS = {
     "autocomplete.js": f"{ACCESSIBLE_AUTOCOMPLETE}/accessible-autocomplete.min.js",
     "htmx.js": f"{HTMX}/htmx.min.js",
     "timebank.css": "/static/web/timebank.css",
+    "reports.css": "/static/web/reports.css",
     "init.js": "/static/web/init.js",
     "idle-timeout.js": "/static/web/idle-timeout.js",
     "person-field.js": "/static/web/person-field.js",

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 from litestar import get
 from litestar.params import QueryParameter
-from litestar.response import Template
+from litestar.response import Stream, Template
 
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep
 from timebank.api.schemas import decode_cursor, encode_cursor
 from timebank.db import Database
 from timebank.ledger import StatementCursor
+from timebank.reports.exports import statement_csv
 from timebank.web.context import PageContext, PageContextDep
 from timebank.web.responses import page
 
@@ -107,4 +108,32 @@ async def own_statement(
     )
 
 
-ROUTES = [own_statement]
+@get("/statement/csv", name="statement-csv")
+async def own_statement_csv(
+    ctx: PageContextDep,
+    db: DatabaseDep,
+    month: Annotated[str | None, QueryParameter(max_length=7)] = None,
+    start: Annotated[str | None, QueryParameter(name="from", max_length=10)] = None,
+    end: Annotated[str | None, QueryParameter(name="to", max_length=10)] = None,
+) -> Stream:
+    """The reader's own statement for the period the page shows, as the API writes its CSV."""
+    return await statement_csv_for(db, ctx, ctx.account_id, month=month, start=start, end=end)
+
+
+async def statement_csv_for(
+    db: Database,
+    ctx: PageContext,
+    account_id: int,
+    *,
+    month: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> Stream:
+    """Any account's statement CSV for the period its page would show (staff pages: after their
+    own check that the reader may see ``account_id``)."""
+    today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
+    first, last = period_asked(today, month, start, end)
+    return await statement_csv(db, ctx.organisation_id, ctx.slug, account_id, first, last)
+
+
+ROUTES = [own_statement, own_statement_csv]

@@ -8,10 +8,12 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 
 from babel.lists import format_list
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
+from litestar import Litestar
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from timebank.ledger.reading import ACCOUNT_LABELS
+from timebank.reports.service import parse_month
 from timebank.web.formatting import hours_in_words
 from timebank.web.i18n import PageLocale, load_locale
 from timebank.web.paths import TEMPLATES_DIR, asset
@@ -33,13 +35,27 @@ def create_environment(language: PageLocale) -> Environment:
     environment.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
     environment.globals["asset"] = asset
     environment.globals["language_tag"] = language.language_tag
+    # For what is written outside a template (the report charts' labels): page_locale(app).
+    environment.globals["page_locale"] = language
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
     environment.filters["month_year"] = language.format_month
+    environment.filters["month_name"] = lambda text: language.format_month(parse_month(text))
+    environment.filters["number"] = language.format_number
+    # A text that comes as data but was written by us (a report's definitions, stored with a
+    # closed month): through the catalogue when it holds it, as it is otherwise.
+    environment.filters["translated"] = language.gettext
     environment.filters["names_list"] = lambda names: format_list(list(names), locale=language.locale)
     # How the ledger names the shared accounts (reading.py); pages say it in the page's language.
     environment.globals["shared_account_labels"] = {kind.value: label for kind, label in ACCOUNT_LABELS.items()}
     return environment
+
+
+def page_locale(app: Litestar) -> PageLocale:
+    """The pages' locale, for text written by Python rather than a template."""
+    engine = app.template_engine
+    assert isinstance(engine, JinjaTemplateEngine)
+    return engine.engine.globals["page_locale"]  # type: ignore[no-any-return]
 
 
 def template_config(language: PageLocale | None = None) -> TemplateConfig:
