@@ -13,6 +13,7 @@ Every cell uses a fresh session.
 """
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from litestar.routes import HTTPRoute
 from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
 from timebank.db import Database
+from timebank.members.service import create_member
 
 ROLES = ("anonymous", "member", "staff", "coordinator", "other_coordinator")
 # Served to everyone and not pages (see tests/api/test_authorisation_matrix.py).
@@ -73,7 +75,31 @@ async def _same_password(world: World, actor: Person | None) -> Call:
     return Call(form={"current_password": PASSWORD, "new_password": PASSWORD})
 
 
+async def _plain_member(world: World, actor: Person | None) -> Call:
+    # A plain member of this organisation alone, with a sign-in: staff may do everything to them.
+    return Call(params={"member_id": world.home.other_member.member_id})
+
+
+async def _new_name(world: World, actor: Person | None) -> Call:
+    return Call(form={"display_name": f"Registered by {actor.username if actor else 'nobody'}"})
+
+
+async def _same_details(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"display_name": "Member Other"})
+
+
+async def _member_without_sign_in(world: World, actor: Person | None) -> Call:
+    new = await create_member(world.db, world.home.id, display_name="Never signed in")
+    username = f"given-{uuid.uuid4().hex[:10]}"
+    return Call(params={"member_id": new.member.id}, form={"username": username, "password": PASSWORD})
+
+
+async def _new_password(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"password": PASSWORD})
+
+
 ORG = "/orgs/{org:str}"
+MEMBER = ORG + "/members/{member_id:int}"
 
 # fmt: off
 PAGE_MATRIX: dict[tuple[str, str], Row] = {
@@ -86,6 +112,18 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/change-password"):                  Row((303, 303, 303, 303, 303), _same_password),
     ("GET", "/change-password/done"):              Row((303, 200, 200, 200, 200), _nothing),
     ("GET", ORG):                                  Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/members"):                     Row((303, 403, 200, 200, 404), _nothing),
+    ("GET", ORG + "/members/new"):                 Row((303, 403, 200, 200, 404), _nothing),
+    ("POST", ORG + "/members/new"):                Row((303, 403, 303, 303, 404), _new_name),
+    ("GET", MEMBER):                               Row((303, 403, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/edit"):                     Row((303, 403, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/edit"):                    Row((303, 403, 303, 303, 404), _same_details),
+    ("POST", MEMBER + "/deactivate"):              Row((303, 403, 303, 303, 404), _plain_member),
+    ("POST", MEMBER + "/reactivate"):              Row((303, 403, 303, 303, 404), _plain_member),
+    ("GET", MEMBER + "/sign-in"):                  Row((303, 403, 200, 200, 404), _member_without_sign_in),
+    ("POST", MEMBER + "/sign-in"):                 Row((303, 403, 303, 303, 404), _member_without_sign_in),
+    ("GET", MEMBER + "/password"):                 Row((303, 403, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/password"):                Row((303, 403, 303, 303, 404), _new_password),
 }
 # fmt: on
 

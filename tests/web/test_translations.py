@@ -89,7 +89,7 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
             if method != "GET":
                 continue
             page: Browser = await signed_in(app, db, person)
-            url = re.sub(r"\{org:str\}", org.slug, path)
+            url = re.sub(r"\{org:str\}", org.slug, path).replace("{member_id:int}", str(org.other_member.member_id))
             answer = await page.get(url)
             if answer.status_code == 200:
                 rendered[f"{who} {url}"] = answer.text
@@ -105,9 +105,10 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
 
 
 async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
-    data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other"} | {
+    data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other", pseudo_org.other_member.username} | {
         p.username.title() for p in (pseudo_org.staff, pseudo_org.member)
     }
+    data |= {p.display_name for p in (pseudo_org.coordinator, pseudo_org.staff)}
     pages = await pages_of(pseudo_app, db, pseudo_org)
     assert len(pages) >= 10, sorted(pages)
     leftovers = {name: untranslated(html, data) for name, html in pages.items()}

@@ -137,13 +137,18 @@ async def give_temporary_password(db: Database, user_id: int, password: str) -> 
         await conn.execute(
             update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True)
         )
-        await conn.execute(
-            update(api_tokens)
-            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        await conn.execute(
-            update(browser_sessions)
-            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        for statement in end_everything_of(user_id, now):
+            await conn.execute(statement)
+
+
+def end_everything_of(user_id: int, now: dt.datetime) -> list:
+    """The statements that end every open browser session and API token of a user (for a
+    password someone else set, and for a deactivated member); run in the caller's transaction."""
+    return [
+        update(api_tokens)
+        .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now),
+        update(browser_sessions)
+        .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now),
+    ]
