@@ -231,6 +231,8 @@ class TestPostExchange:
         async with refused(errors.FutureDate, org) as refusal:
             await exchange(org, alice, bob, 30, occurred_on=tomorrow)
         assert tomorrow.isoformat() in refusal.value.message and "Europe/London" in refusal.value.message
+        # The details a page words its refusal from, from both writers.
+        assert refusal.value.extra == {"today": today().isoformat(), "timezone": "Europe/London"}
 
     @pytest.mark.parametrize("timezone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
     async def test_today_is_the_organisations_local_date(self, db, timezone):

@@ -12,6 +12,7 @@ organisation one does not belong to is a not-found page (404), whether it exists
 Every cell uses a fresh session.
 """
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from litestar.routes import HTTPRoute
 
 from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
+from timebank import ledger
 from timebank.db import Database
 from timebank.members.service import create_member
 
@@ -98,6 +100,22 @@ async def _new_password(world: World, actor: Person | None) -> Call:
     return Call(params={"member_id": world.home.other_member.member_id}, form={"password": PASSWORD})
 
 
+async def _help_the_member_received(world: World, actor: Person | None) -> Call:
+    # The same key every time: one exchange, whoever asks.
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.other_member.account_id,
+        receiver_account_id=world.home.member.account_id,
+        minutes=30,
+        occurred_on=dt.date(2026, 1, 5),
+        description="Helped with the shopping",
+        recorded_by=world.home.member.user_id,
+        idempotency_key=f"matrix-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
+
+
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
@@ -124,6 +142,15 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", MEMBER + "/sign-in"):                 Row((303, 403, 303, 303, 404), _member_without_sign_in),
     ("GET", MEMBER + "/password"):                 Row((303, 403, 200, 200, 404), _plain_member),
     ("POST", MEMBER + "/password"):                Row((303, 403, 303, 303, 404), _new_password),
+    ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/record-help"):                 Row((303, 200, 200, 200, 404), _nothing),
+    # An empty form: the form again, with its problems.
+    ("POST", ORG + "/record-help"):                Row((303, 400, 400, 400, 404), _nothing),
+    ("POST", ORG + "/record-help/confirm"):        Row((303, 400, 400, 400, 404), _nothing),
+    # Only the member who received the help sees what was recorded.
+    ("GET", ORG + "/record-help/done/{transaction_id:int}"):
+                                                   Row((303, 200, 404, 404, 404), _help_the_member_received),
 }
 # fmt: on
 

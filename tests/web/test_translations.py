@@ -22,6 +22,7 @@ from tests.web.support import Browser, browser, signed_in, visible_text
 from tests.web.test_page_authorisation import PAGE_MATRIX
 from timebank.app import create_app
 from timebank.db import Database
+from timebank.orgs.service import DEFAULT_CATEGORIES
 from timebank.web.i18n import TRANSLATIONS_DIR, PageLocale, load_locale
 
 ROOT = Path(__file__).parents[2]
@@ -91,7 +92,8 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
             page: Browser = await signed_in(app, db, person)
             url = re.sub(r"\{org:str\}", org.slug, path).replace("{member_id:int}", str(org.other_member.member_id))
             answer = await page.get(url)
-            if answer.status_code == 200:
+            # Pages only: the people lookup answers JSON (names, which are data).
+            if answer.status_code == 200 and answer.headers["content-type"].startswith("text/html"):
                 rendered[f"{who} {url}"] = answer.text
     anonymous = browser(app)
     rendered["wrong password"] = (await anonymous.post("/sign-in", {"username": "x", "password": "y"})).text
@@ -101,13 +103,22 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     member = await signed_in(app, db, org.member)
     short = await member.post("/change-password", {"current_password": PASSWORD, "new_password": "x"})
     rendered["short password"] = short.text
+    refused = await member.post(f"/orgs/{org.slug}/record-help", {"giver": "Nobody at all", "minutes": "75"})
+    rendered["record help refused"] = refused.text
+    choose = await member.post(f"/orgs/{org.slug}/record-help", {"giver": "member", "hours": "1"})
+    rendered["record help choose"] = choose.text
     return rendered
 
 
 async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
-    data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other", pseudo_org.other_member.username} | {
-        p.username.title() for p in (pseudo_org.staff, pseudo_org.member)
-    }
+    # Names are data: the organisation's, its people's and its categories'.
+    data = {
+        f"Test centre {pseudo_org.slug}",
+        "Member Self",
+        "Member Other",
+        pseudo_org.other_member.username,
+        *DEFAULT_CATEGORIES,
+    } | {p.username.title() for p in (pseudo_org.staff, pseudo_org.member)}
     data |= {p.display_name for p in (pseudo_org.coordinator, pseudo_org.staff)}
     pages = await pages_of(pseudo_app, db, pseudo_org)
     assert len(pages) >= 10, sorted(pages)

@@ -1,7 +1,7 @@
 """Exchanges: the ledger's writes over HTTP, each with an Idempotency-Key."""
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from litestar import Controller, Response, get, post
 from litestar.exceptions import PermissionDeniedException
@@ -44,7 +44,18 @@ _REPLAYED = ResponseSpec(
 )
 
 
-async def present(db: Database, ctx: OrgContext, found: list[PostedTransaction]) -> list[TransactionPublic]:
+class Reader(Protocol):
+    """Who reads: the API's OrgContext, or a page's PageContext (timebank/web/context.py)."""
+
+    @property
+    def organisation_id(self) -> int: ...
+    @property
+    def account_id(self) -> int: ...
+    @property
+    def is_staff(self) -> bool: ...
+
+
+async def present(db: Database, ctx: Reader, found: list[PostedTransaction]) -> list[TransactionPublic]:
     """Transactions as the caller may see them: staff everything, a member only what is theirs
     to see (timebank/ledger/visibility.py). Every answer with a transaction goes through here."""
     labels = await account_labels(db, ctx.organisation_id, (p.account_id for t in found for p in t.postings))

@@ -9,7 +9,9 @@ from timebank.models import TransactionKind
 
 def future_date(occurred_on: dt.date, today: dt.date, timezone: str) -> errors.FutureDate:
     return errors.FutureDate(
-        f"occurred_on {occurred_on.isoformat()} is in the future; today is {today.isoformat()} in {timezone}"
+        f"occurred_on {occurred_on.isoformat()} is in the future; today is {today.isoformat()} in {timezone}",
+        today=today.isoformat(),
+        timezone=timezone,
     )
 
 

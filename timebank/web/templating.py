@@ -6,10 +6,12 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 ``govuk_frontend_jinja/components/<name>/macro.html``.
 """
 
+from babel.lists import format_list
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from timebank.ledger.reading import ACCOUNT_LABELS
 from timebank.web.formatting import hours_in_words
 from timebank.web.i18n import PageLocale, load_locale
 from timebank.web.paths import TEMPLATES_DIR, asset
@@ -33,6 +35,9 @@ def create_environment(language: PageLocale) -> Environment:
     environment.globals["language_tag"] = language.language_tag
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
+    environment.filters["names_list"] = lambda names: format_list(list(names), locale=language.locale)
+    # How the ledger names the shared accounts (reading.py); pages say it in the page's language.
+    environment.globals["shared_account_labels"] = {kind.value: label for kind, label in ACCOUNT_LABELS.items()}
     return environment
 
 
