@@ -116,6 +116,22 @@ async def _help_the_member_received(world: World, actor: Person | None) -> Call:
     return Call(params={"transaction_id": posted.id})
 
 
+async def _an_exchange(world: World, actor: Person | None) -> Call:
+    # The same key every time: one exchange, whoever asks.
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.member.account_id,
+        receiver_account_id=world.home.other_member.account_id,
+        minutes=15,
+        occurred_on=dt.date(2026, 1, 6),
+        description="Fixed a bike",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=f"matrix-exchange-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
+
+
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
@@ -130,10 +146,16 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/change-password"):                  Row((303, 303, 303, 303, 303), _same_password),
     ("GET", "/change-password/done"):              Row((303, 200, 200, 200, 200), _nothing),
     ("GET", ORG):                                  Row((303, 200, 200, 200, 404), _nothing),
+    ("GET", ORG + "/exchanges/new"):               Row((303, 403, 200, 200, 404), _nothing),
+    # An empty form: the form again, with its problems.
+    ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),
+    ("GET", ORG + "/exchanges/{transaction_id:int}/logged"):
+                                                   Row((303, 403, 200, 200, 404), _an_exchange),
     ("GET", ORG + "/members"):                     Row((303, 403, 200, 200, 404), _nothing),
     ("GET", ORG + "/members/new"):                 Row((303, 403, 200, 200, 404), _nothing),
     ("POST", ORG + "/members/new"):                Row((303, 403, 303, 303, 404), _new_name),
     ("GET", MEMBER):                               Row((303, 403, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/statement"):                Row((303, 403, 200, 200, 404), _plain_member),
     ("GET", MEMBER + "/edit"):                     Row((303, 403, 200, 200, 404), _plain_member),
     ("POST", MEMBER + "/edit"):                    Row((303, 403, 303, 303, 404), _same_details),
     ("POST", MEMBER + "/deactivate"):              Row((303, 403, 303, 303, 404), _plain_member),

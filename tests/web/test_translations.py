@@ -6,6 +6,7 @@ left outside the brackets must be data (names), digits or punctuation. A text
 typed straight into a template or a handler fails it.
 """
 
+import datetime as dt
 import gettext
 import re
 from dataclasses import dataclass
@@ -107,6 +108,28 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     rendered["record help refused"] = refused.text
     choose = await member.post(f"/orgs/{org.slug}/record-help", {"giver": "member", "hours": "1"})
     rendered["record help choose"] = choose.text
+    staff = await signed_in(app, db, org.staff)
+    exchanges = f"/orgs/{org.slug}/exchanges/new"
+    rendered["log exchange refused"] = (await staff.post(exchanges, {"giver": "Nobody at all", "minutes": "75"})).text
+    rendered["log exchange choose"] = (await staff.post(exchanges, {"giver": "member", "hours": "1"})).text
+    today = dt.date.today() - dt.timedelta(days=1)
+    logged = await staff.post(
+        exchanges,
+        {
+            "idempotency_key": f"pseudo-{org.slug}",
+            "giver": "Member Other",
+            "receiver": "Member Self",
+            "hours": "1",
+            "occurred_on-day": str(today.day),
+            "occurred_on-month": str(today.month),
+            "occurred_on-year": str(today.year),
+            "category": "Gardening",
+            "description": "Dug the beds",
+        },
+    )
+    assert logged.status_code == 303, logged.text
+    rendered["exchange logged"] = (await staff.get(logged.headers["location"])).text
+    rendered["member with entries"] = (await staff.get(f"/orgs/{org.slug}/members/{org.member.member_id}")).text
     return rendered
 
 
@@ -117,6 +140,8 @@ async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: D
         "Member Self",
         "Member Other",
         pseudo_org.other_member.username,
+        pseudo_org.member.username,
+        "Dug the beds",
         *DEFAULT_CATEGORIES,
     } | {p.username.title() for p in (pseudo_org.staff, pseudo_org.member)}
     data |= {p.display_name for p in (pseudo_org.coordinator, pseudo_org.staff)}

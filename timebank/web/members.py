@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
 
@@ -21,6 +21,7 @@ from timebank.members import service
 from timebank.models import Role
 from timebank.web.context import PageContext, PageContextDep
 from timebank.web.responses import page, see_other
+from timebank.web.statement import statement_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 25
@@ -185,6 +186,31 @@ async def member_page(
     )
 
 
+@get("/members/{member_id:int}/statement", name="member-statement")
+async def member_statement(
+    ctx: PageContextDep,
+    db: DatabaseDep,
+    member_id: FromPath[int],
+    month: Annotated[str | None, QueryParameter(max_length=7)] = None,
+    start: Annotated[str | None, QueryParameter(name="from", max_length=10)] = None,
+    end: Annotated[str | None, QueryParameter(name="to", max_length=10)] = None,
+    after: Annotated[str | None, QueryParameter(max_length=100)] = None,
+) -> Template:
+    ctx.require_staff()
+    member = await service.get_member(db, ctx.organisation_id, member_id)
+    return await statement_page(
+        db,
+        ctx,
+        account_id=member.account_id,
+        base_path=_members_path(ctx, f"/{member_id}/statement"),
+        account_name=member.display_name,
+        month=month,
+        start=start,
+        end=end,
+        after=after,
+    )
+
+
 def _may_edit(ctx: PageContext, member_role: Role) -> bool:
     try:
         service.check_may_edit(ctx.role, member_role)
@@ -321,6 +347,7 @@ ROUTES = [
     register_form,
     register,
     member_page,
+    member_statement,
     edit_form,
     edit,
     deactivate,
