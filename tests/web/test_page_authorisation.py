@@ -132,6 +132,20 @@ async def _an_exchange(world: World, actor: Person | None) -> Call:
     return Call(params={"transaction_id": posted.id})
 
 
+async def _a_group_activity(world: World, actor: Person | None) -> Call:
+    posted = await ledger.post_group_activity(
+        world.db,
+        world.home.id,
+        givers=[(world.home.staff.account_id, 30)],
+        receivers=[(world.home.member.account_id, 15), (world.home.other_member.account_id, 15)],
+        occurred_on=dt.date(2026, 1, 7),
+        description="Singing group",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=f"matrix-group-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
+
+
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
@@ -151,6 +165,11 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),
     ("GET", ORG + "/exchanges/{transaction_id:int}/logged"):
                                                    Row((303, 403, 200, 200, 404), _an_exchange),
+    ("GET", ORG + "/group-activities/new"):        Row((303, 403, 200, 200, 404), _nothing),
+    ("POST", ORG + "/group-activities/new"):       Row((303, 403, 400, 400, 404), _nothing),
+    ("POST", ORG + "/group-activities/confirm"):   Row((303, 403, 400, 400, 404), _nothing),
+    ("GET", ORG + "/group-activities/{transaction_id:int}/logged"):
+                                                   Row((303, 403, 200, 200, 404), _a_group_activity),
     ("GET", ORG + "/members"):                     Row((303, 403, 200, 200, 404), _nothing),
     ("GET", ORG + "/members/new"):                 Row((303, 403, 200, 200, 404), _nothing),
     ("POST", ORG + "/members/new"):                Row((303, 403, 303, 303, 404), _new_name),

@@ -129,6 +129,31 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     )
     assert logged.status_code == 303, logged.text
     rendered["exchange logged"] = (await staff.get(logged.headers["location"])).text
+    groups = f"/orgs/{org.slug}/group-activities/new"
+    rendered["group refused"] = (
+        await staff.post(groups, {"receiver-0": "Nobody at all", "receiver-0-hours": "x"})
+    ).text
+    group = {
+        "giver-0": "Member Other",
+        "giver-0-hours": "2",
+        "receiver-0": "Member Self",
+        "receiver-0-hours": "1",
+        "occurred_on-day": str(today.day),
+        "occurred_on-month": str(today.month),
+        "occurred_on-year": str(today.year),
+        "category": "Gardening",
+        "description": "Dug the beds",
+    }
+    rendered["group check"] = (await staff.post(groups, group)).text
+    rendered["group totals differ"] = (
+        await staff.post(f"/orgs/{org.slug}/group-activities/confirm", {**group, "idempotency_key": "g-" + org.slug})
+    ).text
+    logged = await staff.post(
+        f"/orgs/{org.slug}/group-activities/confirm",
+        {**group, "giver-0-hours": "1", "idempotency_key": "g2-" + org.slug},
+    )
+    assert logged.status_code == 303, logged.text
+    rendered["group logged"] = (await staff.get(logged.headers["location"])).text
     rendered["member with entries"] = (await staff.get(f"/orgs/{org.slug}/members/{org.member.member_id}")).text
     return rendered
 

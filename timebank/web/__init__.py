@@ -10,7 +10,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 
 from timebank.config import Settings
-from timebank.web import exchanges, home, members, people, record_help, signing_in, statement
+from timebank.web import exchanges, group_activities, home, members, people, record_help, signing_in, statement
 from timebank.web.context import provide_page_context, provide_signed_in
 
 CSRF_COOKIE = "timebank_csrf"
@@ -22,6 +22,7 @@ def page_routes() -> list:
         route_handlers=[
             *home.ROUTES,
             *exchanges.ROUTES,
+            *group_activities.ROUTES,
             *members.ROUTES,
             *people.ROUTES,
             *statement.ROUTES,

@@ -123,6 +123,13 @@ async def _checked(
         problems.append({"kind": "same_person", "field": "receiver", "href": "#receiver"})
     minutes, problem = _minutes(form)  # type: ignore[arg-type]
     problems += [problem] if problem else []
+    occurred_on, when_problems = await check_when_what(db, ctx, form)
+    return people, minutes, occurred_on, problems + when_problems
+
+
+async def check_when_what(db: Database, ctx: PageContext, form: ExchangeForm) -> tuple[dt.date | None, list[dict]]:
+    """The date, category and description of a staff form (an exchange or a group activity)."""
+    problems = []
     occurred_on, problem = _occurred_on(form)  # type: ignore[arg-type]
     problems += [problem] if problem else []
     categories = (await get_organisation_details(db, ctx.organisation_id)).categories
@@ -134,7 +141,7 @@ async def _checked(
         problems.append(
             {"kind": "description_too_long", "field": "description", "href": "#description", "limit": MAX_DESCRIPTION}
         )
-    return people, minutes, occurred_on, problems
+    return occurred_on, problems
 
 
 def staff_problem(refusal: errors.LedgerError, people: dict[str, PersonField]) -> dict[str, Any]:

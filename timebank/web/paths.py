@@ -18,6 +18,7 @@ _ASSETS = {
     "timebank.css": "/static/web/timebank.css",
     "init.js": "/static/web/init.js",
     "idle-timeout.js": "/static/web/idle-timeout.js",
+    "group-totals.js": "/static/web/group-totals.js",
     "person-field.js": "/static/web/person-field.js",
     "favicon.svg": "/static/web/favicon.svg",
 }
