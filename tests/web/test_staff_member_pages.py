@@ -116,6 +116,20 @@ class TestDeactivating:
         assert (await staff.post(member_path(org, org.other_member.member_id, "/reactivate"))).status_code == 303
         assert (await service.get_member(db, org.id, org.other_member.member_id)).is_active is True
 
+    async def test_one_who_belongs_elsewhere_stays_signed_in_there(self, app: Litestar, db: Database) -> None:
+        org, elsewhere = await make_api_org(db), await make_api_org(db)
+        also_there = await service.create_member(db, elsewhere.id, display_name="Also there")
+        async with db.session() as session:
+            await session.exec(
+                update(Member).where(Member.id == also_there.member.id).values(user_id=org.other_member.user_id)  # type: ignore[arg-type]
+            )
+            await session.commit()
+        member = await signed_in(app, db, org.other_member)
+        staff = await signed_in(app, db, org.staff)
+        assert (await staff.post(member_path(org, org.other_member.member_id, "/deactivate"))).status_code == 303
+        assert (await member.get(f"/orgs/{elsewhere.slug}/")).status_code == 200
+        assert (await member.get(f"/orgs/{org.slug}/")).status_code == 404
+
 
 class TestGivingASignIn:
     async def test_a_member_without_one_gets_a_temporary_password(self, app: Litestar, db: Database) -> None:
