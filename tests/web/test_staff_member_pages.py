@@ -43,6 +43,16 @@ class TestMembersList:
         # By name: the four people of the organisation, then Zed 00 to Zed 20 on the first page.
         assert "34 members" in first and "Zed 20" in first and "Zed 21" not in first and "Zed 21" in second
 
+    async def test_another_organisations_member_is_not_found(self, app: Litestar, db: Database) -> None:
+        org, elsewhere = await make_api_org(db), await make_api_org(db)
+        staff = await signed_in(app, db, org.staff)
+        for suffix in ("", "/edit", "/statement", "/password", "/sign-in"):
+            answer = await staff.get(member_path(org, elsewhere.member.member_id, suffix))
+            assert answer.status_code == 404, suffix
+            assert "Member Self" not in answer.text
+        assert (await staff.post(member_path(org, elsewhere.member.member_id, "/deactivate"))).status_code == 404
+        assert (await service.get_member(db, elsewhere.id, elsewhere.member.member_id)).is_active is True
+
 
 class TestRegistering:
     async def test_registers_a_member_with_a_temporary_sign_in(self, app: Litestar, db: Database) -> None:

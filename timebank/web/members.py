@@ -25,6 +25,7 @@ from timebank.web.statement import statement_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 25
+MAX_PAGE = 40_000  # a million members: far beyond any day centre, and far from any overflow
 RECENT_DAYS = 92
 RECENT_ENTRIES = 10
 # No 0/o, 1/l/i: the temporary password is read out or written on paper.
@@ -92,7 +93,7 @@ async def members_list(
 ) -> Template:
     ctx.require_staff()
     search = (q or "").strip()[:200]
-    page_number = max(page_number, 1)
+    page_number = min(max(page_number, 1), MAX_PAGE)
     views, total = await service.list_members(
         db,
         ctx.organisation_id,

@@ -46,6 +46,8 @@ def new_member(site: Site) -> NewMember:
 
 def pick_suggestion(page: Page, label: str, typed: str, name: str) -> None:
     box = page.get_by_label(label, exact=True)
+    # Typed only once person-field.js has turned the box into accessible-autocomplete.
+    expect(box).to_have_class(re.compile("autocomplete__input"))
     box.fill(typed)
 
     page.get_by_role("option", name=name).click()
@@ -115,6 +117,7 @@ class TestLogAnExchange:
         giver, receiver = new_member("Hana"), new_member("Ivo")
         sign_in(page, "staff")
         page.goto(f"/orgs/{site.slug}/exchanges/new")
+        expect(page.get_by_label("Who gave the help?")).to_have_class(re.compile("autocomplete__input"))
         for _ in range(30):
             page.keyboard.press("Tab")
             if page.evaluate("document.activeElement.id") == "giver":
