@@ -124,6 +124,8 @@ class TestLogAnExchange:
                 break
         assert page.evaluate("document.activeElement.id") == "giver"
         page.keyboard.type("hana")
+        # The answer to all of "hana", not to "h" or "ha" (which match others too).
+        expect(page.locator("#giver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=giver)).to_be_visible()
         page.keyboard.press("ArrowDown")
         page.keyboard.press("Enter")
@@ -131,6 +133,7 @@ class TestLogAnExchange:
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "receiver"
         page.keyboard.type("ivo")
+        expect(page.locator("#receiver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=receiver)).to_be_visible()
         page.keyboard.press("ArrowDown")
         page.keyboard.press("Enter")
