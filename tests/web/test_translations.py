@@ -43,6 +43,9 @@ class PseudoLocale(PageLocale):
     def format_date(self, value):  # type: ignore[no-untyped-def]
         return f"{OPEN}{super().format_date(value)}{CLOSE}"
 
+    def format_month(self, value):  # type: ignore[no-untyped-def]
+        return f"{OPEN}{super().format_month(value)}{CLOSE}"
+
     def format_number(self, value: int) -> str:
         return f"{OPEN}{super().format_number(value)}{CLOSE}"
 

@@ -46,6 +46,10 @@ class PageLocale:
         """As people write dates: 3 November 2026."""
         return format_date(value, format="long", locale=self.locale)
 
+    def format_month(self, value: dt.date) -> str:
+        """A month as people write it: November 2026."""
+        return format_date(value, format="MMMM y", locale=self.locale)
+
     def format_number(self, value: int) -> str:
         """A whole number with the locale's grouping: 10,000."""
         return format_decimal(value, locale=self.locale)

@@ -35,6 +35,7 @@ def create_environment(language: PageLocale) -> Environment:
     environment.globals["language_tag"] = language.language_tag
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
+    environment.filters["month_year"] = language.format_month
     environment.filters["names_list"] = lambda names: format_list(list(names), locale=language.locale)
     # How the ledger names the shared accounts (reading.py); pages say it in the page's language.
     environment.globals["shared_account_labels"] = {kind.value: label for kind, label in ACCOUNT_LABELS.items()}
