@@ -297,8 +297,8 @@ class TestEditMember:
             for giver, receiver in ((leaving, staying), (staying, leaving)):
                 refused = error(await post_exchange(client, api_org, giver.account_id, receiver.account_id), 409)
                 assert refused["extra"] == {"account_id": leaving.account_id}
-        # They belonged nowhere else: every token and browser session of theirs has ended.
-        error(await client.get(api_org.url(f"/accounts/{leaving.account_id}"), headers=leaving.headers), 401)
+        # They no longer belong to the organisation, though their login still exists.
+        error(await client.get(api_org.url(f"/accounts/{leaving.account_id}"), headers=leaving.headers), 404)
         r = await edit(client, api_org, leaving.member_id, {"is_active": True}, api_org.staff)
         assert r.json()["is_active"] is True
         await posted(client, api_org, staying.account_id, leaving.account_id, minutes=30)

@@ -143,12 +143,20 @@ async def give_temporary_password(db: Database, user_id: int, password: str) -> 
 
 def end_everything_of(user_id: int, now: dt.datetime) -> list:
     """The statements that end every open browser session and API token of a user (for a
-    password someone else set, and for a deactivated member); run in the caller's transaction."""
+    password someone else set); run in the caller's transaction."""
     return [
         update(api_tokens)
         .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
         .values(revoked_at=now),
+        end_browser_sessions_of(user_id, now),
+    ]
+
+
+def end_browser_sessions_of(user_id: int, now: dt.datetime):  # type: ignore[no-untyped-def]
+    """The statement that ends every open browser session of a user (a deactivated member
+    on a shared computer is signed out); run in the caller's transaction."""
+    return (
         update(browser_sessions)
         .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now),
-    ]
+        .values(revoked_at=now)
+    )

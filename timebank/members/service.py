@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.auth.context import STAFF_ROLES
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
-from timebank.auth.service import end_everything_of, give_temporary_password
+from timebank.auth.service import end_browser_sessions_of, give_temporary_password
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.models import Account, AccountKind, Member, Organisation, Role, User
@@ -335,9 +335,11 @@ async def update_member(
 
 
 async def _sign_out_if_nowhere_else(session: AsyncSession, member: Member) -> None:
-    """A deactivated member with no other active membership is signed out everywhere at once
-    (their sessions and tokens end); one who belongs elsewhere keeps those, and this
-    organisation's pages and API close to them at their next request."""
+    """A deactivated member with no other active membership is signed out of the pages at
+    once (their browser sessions end: on a shared computer nobody is left signed in to
+    nothing); one who belongs elsewhere stays signed in there. Either way this
+    organisation's pages and API close to them at their next request; their API tokens
+    stay, as they did (the API answers 404 for this organisation)."""
     assert member.user_id is not None
     elsewhere = (
         await session.exec(
@@ -351,8 +353,7 @@ async def _sign_out_if_nowhere_else(session: AsyncSession, member: Member) -> No
         )
     ).one()
     if not elsewhere:
-        for statement in end_everything_of(member.user_id, dt.datetime.now(dt.UTC)):
-            await session.exec(statement)
+        await session.exec(end_browser_sessions_of(member.user_id, dt.datetime.now(dt.UTC)))
 
 
 async def _active_coordinators(session: AsyncSession, organisation_id: int) -> int:
