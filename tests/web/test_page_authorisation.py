@@ -149,6 +149,8 @@ async def _a_group_activity(world: World, actor: Person | None) -> Call:
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
+# A member is not allowed (403) on a staff page, and gets not-found (404) on any page about
+# someone (a member's page, a logged exchange), as for every page that is not theirs.
 # fmt: off
 PAGE_MATRIX: dict[tuple[str, str], Row] = {
     #                                                   anon memb staff coord o-co
@@ -164,25 +166,25 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     # An empty form: the form again, with its problems.
     ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),
     ("GET", ORG + "/exchanges/{transaction_id:int}/logged"):
-                                                   Row((303, 403, 200, 200, 404), _an_exchange),
+                                                   Row((303, 404, 200, 200, 404), _an_exchange),
     ("GET", ORG + "/group-activities/new"):        Row((303, 403, 200, 200, 404), _nothing),
     ("POST", ORG + "/group-activities/new"):       Row((303, 403, 400, 400, 404), _nothing),
     ("POST", ORG + "/group-activities/confirm"):   Row((303, 403, 400, 400, 404), _nothing),
     ("GET", ORG + "/group-activities/{transaction_id:int}/logged"):
-                                                   Row((303, 403, 200, 200, 404), _a_group_activity),
+                                                   Row((303, 404, 200, 200, 404), _a_group_activity),
     ("GET", ORG + "/members"):                     Row((303, 403, 200, 200, 404), _nothing),
     ("GET", ORG + "/members/new"):                 Row((303, 403, 200, 200, 404), _nothing),
     ("POST", ORG + "/members/new"):                Row((303, 403, 303, 303, 404), _new_name),
-    ("GET", MEMBER):                               Row((303, 403, 200, 200, 404), _plain_member),
-    ("GET", MEMBER + "/statement"):                Row((303, 403, 200, 200, 404), _plain_member),
-    ("GET", MEMBER + "/edit"):                     Row((303, 403, 200, 200, 404), _plain_member),
-    ("POST", MEMBER + "/edit"):                    Row((303, 403, 303, 303, 404), _same_details),
-    ("POST", MEMBER + "/deactivate"):              Row((303, 403, 303, 303, 404), _plain_member),
-    ("POST", MEMBER + "/reactivate"):              Row((303, 403, 303, 303, 404), _plain_member),
-    ("GET", MEMBER + "/sign-in"):                  Row((303, 403, 200, 200, 404), _member_without_sign_in),
-    ("POST", MEMBER + "/sign-in"):                 Row((303, 403, 303, 303, 404), _member_without_sign_in),
-    ("GET", MEMBER + "/password"):                 Row((303, 403, 200, 200, 404), _plain_member),
-    ("POST", MEMBER + "/password"):                Row((303, 403, 303, 303, 404), _new_password),
+    ("GET", MEMBER):                               Row((303, 404, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/statement"):                Row((303, 404, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/edit"):                     Row((303, 404, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/edit"):                    Row((303, 404, 303, 303, 404), _same_details),
+    ("POST", MEMBER + "/deactivate"):              Row((303, 404, 303, 303, 404), _plain_member),
+    ("POST", MEMBER + "/reactivate"):              Row((303, 404, 303, 303, 404), _plain_member),
+    ("GET", MEMBER + "/sign-in"):                  Row((303, 404, 200, 200, 404), _member_without_sign_in),
+    ("POST", MEMBER + "/sign-in"):                 Row((303, 404, 303, 303, 404), _member_without_sign_in),
+    ("GET", MEMBER + "/password"):                 Row((303, 404, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/password"):                Row((303, 404, 303, 303, 404), _new_password),
     ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/record-help"):                 Row((303, 200, 200, 200, 404), _nothing),

@@ -28,6 +28,7 @@ from timebank.models import AccountKind, TransactionKind
 from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
 from timebank.web.ledger_refusals import ledger_problem
+from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
 from timebank.web.record_help import _minutes, _occurred_on
 from timebank.web.responses import new_form_key, page, see_other
@@ -210,7 +211,7 @@ async def balances_after(db: Database, ctx: PageContext, posted: ledger.PostedTr
 
 @get("/exchanges/{transaction_id:int}/logged", name="exchange-logged")
 async def exchange_logged(ctx: PageContextDep, db: DatabaseDep, transaction_id: FromPath[int]) -> Template:
-    ctx.require_staff()
+    require_staff_or_not_found(ctx)
     try:
         posted = await ledger.get_transaction(db, ctx.organisation_id, transaction_id)
     except errors.TransactionNotFound:

@@ -27,6 +27,7 @@ from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
 from timebank.web.exchanges import ExchangeForm, balances_after, check_when_what, dated, person_problem, today_in
 from timebank.web.ledger_refusals import ledger_problem
+from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
 from timebank.web.record_help import _minutes
 from timebank.web.responses import new_form_key, page, see_other
@@ -244,7 +245,7 @@ async def group_activity_confirm(ctx: PageContextDep, db: DatabaseDep, request: 
 
 @get("/group-activities/{transaction_id:int}/logged", name="group-activity-logged")
 async def group_activity_logged(ctx: PageContextDep, db: DatabaseDep, transaction_id: FromPath[int]) -> Template:
-    ctx.require_staff()
+    require_staff_or_not_found(ctx)
     try:
         posted = await ledger.get_transaction(db, ctx.organisation_id, transaction_id)
     except errors.TransactionNotFound:

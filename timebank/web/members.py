@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
@@ -169,7 +170,7 @@ async def register(ctx: PageContextDep, db: DatabaseDep, data: Annotated[Registe
 async def member_page(
     ctx: PageContextDep, db: DatabaseDep, member_id: FromPath[int], notice: FromQuery[str | None] = None
 ) -> Template:
-    ctx.require_staff()
+    require_staff_or_not_found(ctx)
     member = await service.get_member(db, ctx.organisation_id, member_id)
     today = today_in(ctx)
     recent = await ledger.statement(
@@ -197,7 +198,7 @@ async def member_statement(
     end: Annotated[str | None, QueryParameter(name="to", max_length=10)] = None,
     after: Annotated[str | None, QueryParameter(max_length=100)] = None,
 ) -> Template:
-    ctx.require_staff()
+    require_staff_or_not_found(ctx)
     member = await service.get_member(db, ctx.organisation_id, member_id)
     return await statement_page(
         db,
@@ -212,6 +213,13 @@ async def member_statement(
     )
 
 
+def require_staff_or_not_found(ctx: PageContext) -> None:
+    """A member who types the address of someone's page gets not-found, as for any page
+    that is not theirs (the issue: "another member's page ... gets a not-found page")."""
+    if not ctx.is_staff:
+        raise NotFoundException("no such page")
+
+
 def _may_edit(ctx: PageContext, member_role: Role) -> bool:
     try:
         service.check_may_edit(ctx.role, member_role)
@@ -222,7 +230,7 @@ def _may_edit(ctx: PageContext, member_role: Role) -> bool:
 
 async def _editable(ctx: PageContext, db: DatabaseDep, member_id: int) -> service.MemberView:
     """The member, if the signed-in person may edit them (the service's rule, else not-allowed)."""
-    ctx.require_staff()
+    require_staff_or_not_found(ctx)
     member = await service.get_member(db, ctx.organisation_id, member_id)
     service.check_may_edit(ctx.role, member.role)
     return member

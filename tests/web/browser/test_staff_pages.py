@@ -123,8 +123,8 @@ class TestLogAnExchange:
             if page.evaluate("document.activeElement.id") == "giver":
                 break
         assert page.evaluate("document.activeElement.id") == "giver"
-        page.keyboard.type("hana")
-        # The answer to all of "hana", not to "h" or "ha" (which match others too).
+        page.keyboard.type("hana desk")
+        # The answer to all of it, not to "h" or "ha" (which match others too).
         expect(page.locator("#giver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=giver)).to_be_visible()
         page.keyboard.press("ArrowDown")
@@ -132,7 +132,7 @@ class TestLogAnExchange:
         expect(page.get_by_label("Who gave the help?")).to_have_value(giver)
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "receiver"
-        page.keyboard.type("ivo")
+        page.keyboard.type("ivo desk")
         expect(page.locator("#receiver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=receiver)).to_be_visible()
         page.keyboard.press("ArrowDown")
