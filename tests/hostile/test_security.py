@@ -223,7 +223,6 @@ def path_values(api_org: ApiOrg, transaction_id: int) -> dict[str, str]:
         "month": "2001-01",
         "file_path": "docs/swagger-init.js",
         "path": "openapi.json",
-        "month": "2026-01",
         "name": "trend.svg",
     }
 

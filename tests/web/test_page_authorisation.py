@@ -27,6 +27,7 @@ from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
 from timebank import ledger
 from timebank.db import Database
+from timebank.members.service import create_member
 from timebank.reports.service import add_months, month_label
 
 ROLES = ("anonymous", "member", "staff", "coordinator", "other_coordinator")
@@ -97,6 +98,29 @@ async def _close_this_month(world: World, actor: Person | None) -> Call:
     return Call(form={"month": month_label(dt.date.today().replace(day=1)), "idempotency_key": uuid.uuid4().hex})
 
 
+async def _plain_member(world: World, actor: Person | None) -> Call:
+    # A plain member of this organisation alone, with a sign-in: staff may do everything to them.
+    return Call(params={"member_id": world.home.other_member.member_id})
+
+
+async def _new_name(world: World, actor: Person | None) -> Call:
+    return Call(form={"display_name": f"Registered by {actor.username if actor else 'nobody'}"})
+
+
+async def _same_details(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"display_name": "Member Other"})
+
+
+async def _member_without_sign_in(world: World, actor: Person | None) -> Call:
+    new = await create_member(world.db, world.home.id, display_name="Never signed in")
+    username = f"given-{uuid.uuid4().hex[:10]}"
+    return Call(params={"member_id": new.member.id}, form={"username": username, "password": PASSWORD})
+
+
+async def _new_password(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"password": PASSWORD})
+
+
 async def _help_the_member_received(world: World, actor: Person | None) -> Call:
     # The same key every time: one exchange, whoever asks.
     posted = await ledger.post_exchange(
@@ -113,8 +137,41 @@ async def _help_the_member_received(world: World, actor: Person | None) -> Call:
     return Call(params={"transaction_id": posted.id})
 
 
-ORG = "/orgs/{org:str}"
+async def _an_exchange(world: World, actor: Person | None) -> Call:
+    # The same key every time: one exchange, whoever asks.
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.member.account_id,
+        receiver_account_id=world.home.other_member.account_id,
+        minutes=15,
+        occurred_on=dt.date(2026, 1, 6),
+        description="Fixed a bike",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=f"matrix-exchange-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
 
+
+async def _a_group_activity(world: World, actor: Person | None) -> Call:
+    posted = await ledger.post_group_activity(
+        world.db,
+        world.home.id,
+        givers=[(world.home.staff.account_id, 30)],
+        receivers=[(world.home.member.account_id, 15), (world.home.other_member.account_id, 15)],
+        occurred_on=dt.date(2026, 1, 7),
+        description="Singing group",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=f"matrix-group-{world.home.slug}",
+    )
+    return Call(params={"transaction_id": posted.id})
+
+
+ORG = "/orgs/{org:str}"
+MEMBER = ORG + "/members/{member_id:int}"
+
+# A member is not allowed (403) on a staff page, and gets not-found (404) on any page about
+# someone (a member's page, a logged exchange), as for every page that is not theirs.
 # fmt: off
 PAGE_MATRIX: dict[tuple[str, str], Row] = {
     #                                                   anon memb staff coord o-co
@@ -131,8 +188,29 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/reports/csv"):                 Row((303, 403, 200, 200, 404), _a_month),
     ("GET", f"{ORG}/reports/close"):               Row((303, 403, 403, 200, 404), _a_month),
     ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 409, 404), _close_this_month),
-
-
+    ("GET", ORG + "/exchanges/new"):               Row((303, 403, 200, 200, 404), _nothing),
+    # An empty form: the form again, with its problems.
+    ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),
+    ("GET", ORG + "/exchanges/{transaction_id:int}/logged"):
+                                                   Row((303, 404, 200, 200, 404), _an_exchange),
+    ("GET", ORG + "/group-activities/new"):        Row((303, 403, 200, 200, 404), _nothing),
+    ("POST", ORG + "/group-activities/new"):       Row((303, 403, 400, 400, 404), _nothing),
+    ("POST", ORG + "/group-activities/confirm"):   Row((303, 403, 400, 400, 404), _nothing),
+    ("GET", ORG + "/group-activities/{transaction_id:int}/logged"):
+                                                   Row((303, 404, 200, 200, 404), _a_group_activity),
+    ("GET", ORG + "/members"):                     Row((303, 403, 200, 200, 404), _nothing),
+    ("GET", ORG + "/members/new"):                 Row((303, 403, 200, 200, 404), _nothing),
+    ("POST", ORG + "/members/new"):                Row((303, 403, 303, 303, 404), _new_name),
+    ("GET", MEMBER):                               Row((303, 404, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/statement"):                Row((303, 404, 200, 200, 404), _plain_member),
+    ("GET", MEMBER + "/edit"):                     Row((303, 404, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/edit"):                    Row((303, 404, 303, 303, 404), _same_details),
+    ("POST", MEMBER + "/deactivate"):              Row((303, 404, 303, 303, 404), _plain_member),
+    ("POST", MEMBER + "/reactivate"):              Row((303, 404, 303, 303, 404), _plain_member),
+    ("GET", MEMBER + "/sign-in"):                  Row((303, 404, 200, 200, 404), _member_without_sign_in),
+    ("POST", MEMBER + "/sign-in"):                 Row((303, 404, 303, 303, 404), _member_without_sign_in),
+    ("GET", MEMBER + "/password"):                 Row((303, 404, 200, 200, 404), _plain_member),
+    ("POST", MEMBER + "/password"):                Row((303, 404, 303, 303, 404), _new_password),
     ("GET", ORG + "/people"):                      Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/statement"):                   Row((303, 200, 200, 200, 404), _nothing),
     ("GET", ORG + "/statement/csv"):               Row((303, 200, 200, 200, 404), _nothing),

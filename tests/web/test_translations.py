@@ -6,6 +6,7 @@ left outside the brackets must be data (names), digits or punctuation. A text
 typed straight into a template or a handler fails it.
 """
 
+import datetime as dt
 import gettext
 import re
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
             if method != "GET":
                 continue
             page: Browser = await signed_in(app, db, person)
-            url = re.sub(r"\{org:str\}", org.slug, path)
+            url = re.sub(r"\{org:str\}", org.slug, path).replace("{member_id:int}", str(org.other_member.member_id))
             answer = await page.get(url)
             # Pages only: the people lookup answers JSON (names, which are data), a CSV's column names are
             # not for translation.
@@ -111,14 +112,67 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     rendered["record help refused"] = refused.text
     choose = await member.post(f"/orgs/{org.slug}/record-help", {"giver": "member", "hours": "1"})
     rendered["record help choose"] = choose.text
+    staff = await signed_in(app, db, org.staff)
+    exchanges = f"/orgs/{org.slug}/exchanges/new"
+    rendered["log exchange refused"] = (await staff.post(exchanges, {"giver": "Nobody at all", "minutes": "75"})).text
+    rendered["log exchange choose"] = (await staff.post(exchanges, {"giver": "member", "hours": "1"})).text
+    today = dt.date.today() - dt.timedelta(days=1)
+    logged = await staff.post(
+        exchanges,
+        {
+            "idempotency_key": f"pseudo-{org.slug}",
+            "giver": "Member Other",
+            "receiver": "Member Self",
+            "hours": "1",
+            "occurred_on-day": str(today.day),
+            "occurred_on-month": str(today.month),
+            "occurred_on-year": str(today.year),
+            "category": "Gardening",
+            "description": "Dug the beds",
+        },
+    )
+    assert logged.status_code == 303, logged.text
+    rendered["exchange logged"] = (await staff.get(logged.headers["location"])).text
+    groups = f"/orgs/{org.slug}/group-activities/new"
+    rendered["group refused"] = (
+        await staff.post(groups, {"receiver-0": "Nobody at all", "receiver-0-hours": "x"})
+    ).text
+    group = {
+        "giver-0": "Member Other",
+        "giver-0-hours": "2",
+        "receiver-0": "Member Self",
+        "receiver-0-hours": "1",
+        "occurred_on-day": str(today.day),
+        "occurred_on-month": str(today.month),
+        "occurred_on-year": str(today.year),
+        "category": "Gardening",
+        "description": "Dug the beds",
+    }
+    rendered["group check"] = (await staff.post(groups, group)).text
+    rendered["group totals differ"] = (
+        await staff.post(f"/orgs/{org.slug}/group-activities/confirm", {**group, "idempotency_key": "g-" + org.slug})
+    ).text
+    logged = await staff.post(
+        f"/orgs/{org.slug}/group-activities/confirm",
+        {**group, "giver-0-hours": "1", "idempotency_key": "g2-" + org.slug},
+    )
+    assert logged.status_code == 303, logged.text
+    rendered["group logged"] = (await staff.get(logged.headers["location"])).text
+    rendered["member with entries"] = (await staff.get(f"/orgs/{org.slug}/members/{org.member.member_id}")).text
     return rendered
 
 
 async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
     # Names are data: the organisation's, its people's and its categories'.
-    data = {f"Test centre {pseudo_org.slug}", "Member Self", "Member Other", *DEFAULT_CATEGORIES} | {
-        p.display_name for p in (pseudo_org.staff, pseudo_org.member)
-    }
+    data = {
+        f"Test centre {pseudo_org.slug}",
+        "Member Self",
+        "Member Other",
+        pseudo_org.other_member.username,
+        pseudo_org.member.username,
+        "Dug the beds",
+        *DEFAULT_CATEGORIES,
+    } | {p.display_name for p in (pseudo_org.coordinator, pseudo_org.staff, pseudo_org.member)}
     pages = await pages_of(pseudo_app, db, pseudo_org)
     assert len(pages) >= 10, sorted(pages)
     leftovers = {name: untranslated(html, data) for name, html in pages.items()}

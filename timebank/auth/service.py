@@ -137,13 +137,26 @@ async def give_temporary_password(db: Database, user_id: int, password: str) -> 
         await conn.execute(
             update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True)
         )
-        await conn.execute(
-            update(api_tokens)
-            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        await conn.execute(
-            update(browser_sessions)
-            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        for statement in end_everything_of(user_id, now):
+            await conn.execute(statement)
+
+
+def end_everything_of(user_id: int, now: dt.datetime) -> list:
+    """The statements that end every open browser session and API token of a user (for a
+    password someone else set); run in the caller's transaction."""
+    return [
+        update(api_tokens)
+        .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now),
+        end_browser_sessions_of(user_id, now),
+    ]
+
+
+def end_browser_sessions_of(user_id: int, now: dt.datetime):  # type: ignore[no-untyped-def]
+    """The statement that ends every open browser session of a user (a deactivated member
+    on a shared computer is signed out); run in the caller's transaction."""
+    return (
+        update(browser_sessions)
+        .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

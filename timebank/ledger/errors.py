@@ -38,6 +38,12 @@ class FutureDate(LedgerError):
     status_code = 400
 
 
+class NotAllowed(LedgerError):
+    """The caller's role does not allow this (a rule of the service, so API and pages share it)."""
+
+    status_code = 403
+
+
 class NotFound(LedgerError):
     status_code = 404
 

@@ -8,8 +8,15 @@ from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
 from timebank.members.schemas import MemberCreate, MemberPage, MemberPublic, MemberUpdate
-from timebank.members.service import MemberView, create_member, get_member, list_members, update_member
-from timebank.models import Role
+from timebank.members.service import (
+    MemberView,
+    check_may_edit,
+    check_may_register,
+    create_member,
+    get_member,
+    list_members,
+    update_member,
+)
 
 
 def _public(view: MemberView) -> MemberPublic:
@@ -39,8 +46,7 @@ class MemberController(Controller):
     )
     async def create(self, data: JSONBody[MemberCreate], ctx: OrgContextDep, db: DatabaseDep) -> MemberPublic:
         ctx.require_staff()
-        if data.role is not Role.MEMBER:
-            ctx.require_coordinator()
+        check_may_register(ctx.role, data.role)
         new = await create_member(
             db,
             ctx.organisation_id,
@@ -96,10 +102,7 @@ class MemberController(Controller):
     ) -> MemberPublic:
         ctx.require_staff()
         current = await get_member(db, ctx.organisation_id, member_id)
-        if data.role is not None and data.role is not current.role:
-            ctx.require_coordinator()
-        if current.role is Role.COORDINATOR:  # staff may not edit those above them
-            ctx.require_coordinator()
+        check_may_edit(ctx.role, current.role, data.role)
         await update_member(
             db,
             ctx.organisation_id,

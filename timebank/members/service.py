@@ -8,7 +8,9 @@ from sqlalchemy import and_, update
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from timebank.auth.context import STAFF_ROLES
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
+from timebank.auth.service import end_browser_sessions_of, give_temporary_password
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.models import Account, AccountKind, Member, Organisation, Role, User
@@ -33,8 +35,10 @@ async def create_member(
     password: str | None = None,
     email: str | None = None,
     joined_on: dt.date | None = None,
+    temporary_password: bool = False,
 ) -> NewMember:
-    """Register a member and open their account. With a username they can sign in."""
+    """Register a member and open their account. With a username they can sign in; with
+    ``temporary_password`` they must change the password at their first sign-in."""
     async with db.session() as session:
         new = await add_member(
             session,
@@ -45,6 +49,7 @@ async def create_member(
             password=password,
             email=email,
             joined_on=joined_on,
+            temporary_password=temporary_password,
         )
         await session.commit()
         return new
@@ -60,19 +65,20 @@ async def add_member(
     password: str | None = None,
     email: str | None = None,
     joined_on: dt.date | None = None,
+    temporary_password: bool = False,
 ) -> NewMember:
     """Add a member and account to ``session`` without committing (for bulk imports)."""
     display_name = " ".join((display_name or "").split())
     if not display_name:
-        raise errors.InvalidEntry("a member needs a display name")
+        raise errors.InvalidEntry("a member needs a display name", field="display_name")
     if len(display_name) > MAX_DISPLAY_NAME:
-        raise errors.InvalidEntry(f"a display name must be at most {MAX_DISPLAY_NAME} characters")
+        raise errors.InvalidEntry(f"a display name must be at most {MAX_DISPLAY_NAME} characters", field="display_name")
     organisation = await session.get(Organisation, organisation_id)
     if organisation is None:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
     user = None
     if username is not None:
-        user = await _new_user(session, username, password, email)
+        user = await _new_user(session, username, password, email, temporary=temporary_password)
     elif password is not None:
         raise errors.InvalidEntry("a password needs a username to go with it")
     member = Member(
@@ -97,23 +103,120 @@ async def add_member(
     return NewMember(member, account, user)
 
 
-async def _new_user(session: AsyncSession, username: str, password: str | None, email: str | None) -> User:
+async def _new_user(
+    session: AsyncSession, username: str, password: str | None, email: str | None, *, temporary: bool = False
+) -> User:
     """A new login. Usernames are unique across the installation."""
     normalised = normalise_username(username)
     if not normalised or len(normalised) > 150:
-        raise errors.InvalidEntry("a username must be 1 to 150 characters")
+        raise errors.InvalidEntry("a username must be 1 to 150 characters", field="username")
     if (await session.exec(select(User.id).where(User.username == normalised))).first() is not None:
-        raise errors.LedgerConflict(f"the username {normalised!r} is already taken; choose another")
+        raise errors.LedgerConflict(f"the username {normalised!r} is already taken; choose another", field="username")
     if password is None:
-        raise errors.InvalidEntry("a username needs a password to go with it")
+        raise errors.InvalidEntry("a username needs a password to go with it", field="password")
     try:
         check_new_password(password)
     except ValueError as exc:
-        raise errors.InvalidEntry(str(exc)) from None
-    user = User(username=normalised, password_hash=hash_password(password), email=email)
+        raise errors.InvalidEntry(str(exc), field="password") from None
+    user = User(username=normalised, password_hash=hash_password(password), email=email, must_change_password=temporary)
     session.add(user)
     await session.flush()
     return user
+
+
+def check_may_register(editor_role: Role, role: Role) -> None:
+    """Staff and coordinators register members; only a coordinator gives another role."""
+    if editor_role not in STAFF_ROLES:
+        raise errors.NotAllowed("only staff and coordinators may register members")
+    if role is not Role.MEMBER and editor_role is not Role.COORDINATOR:
+        raise errors.NotAllowed("only a coordinator may give a role other than member")
+
+
+def check_may_edit(editor_role: Role, member_role: Role, new_role: Role | None = None) -> None:
+    """Staff edit and deactivate members and staff; a coordinator's record and anyone's role
+    are a coordinator's to change (the API and the pages both ask here)."""
+    if editor_role not in STAFF_ROLES:
+        raise errors.NotAllowed("only staff and coordinators may edit members")
+    if editor_role is Role.COORDINATOR:
+        return
+    if member_role is Role.COORDINATOR:
+        raise errors.NotAllowed("only a coordinator may edit a coordinator")
+    if new_role is not None and new_role is not member_role:
+        raise errors.NotAllowed("only a coordinator may change a member's role")
+
+
+async def give_sign_in(
+    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, username: str, password: str
+) -> None:
+    """Give a member who has none a sign-in with a temporary password (changed at first sign-in)."""
+    async with db.session() as session:
+        member = await _member_in(session, organisation_id, member_id)
+        check_may_edit(editor_role, member.role)
+        if member.user_id is not None:
+            raise errors.LedgerConflict("this member can already sign in", reason="has_sign_in")
+        user = await _new_user(session, username, password, member.email, temporary=True)
+        member.user_id = user.id
+        session.add(member)
+        await session.commit()
+
+
+async def password_reset_refusal(db: Database, organisation_id: int, member_id: int) -> str | None:
+    """Why staff may not reset this member's password, or None if they may.
+
+    Only a plain member of this organisation alone: never staff, coordinators, site
+    administrators, or someone who is also a member elsewhere (their password opens
+    more than this organisation). The reasons: ``no_sign_in``, ``not_a_plain_member``,
+    ``site_admin``, ``member_elsewhere``.
+    """
+    async with db.session() as session:
+        member = await _member_in(session, organisation_id, member_id)
+        if member.user_id is None:
+            return "no_sign_in"
+        if member.role is not Role.MEMBER:
+            return "not_a_plain_member"
+        user = await session.get(User, member.user_id)
+        assert user is not None
+        if user.is_site_admin:
+            return "site_admin"
+        elsewhere = (
+            await session.exec(
+                select(func.count())
+                .select_from(Member)
+                .where(Member.user_id == member.user_id, Member.organisation_id != organisation_id)
+            )
+        ).one()
+        return "member_elsewhere" if elsewhere else None
+
+
+async def reset_member_password(
+    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, password: str
+) -> None:
+    """Staff give a plain member a new temporary password (handed over in person): every
+    open session and token of theirs ends, and they must change it at the next sign-in."""
+    if editor_role not in STAFF_ROLES:
+        raise errors.NotAllowed("only staff and coordinators may reset passwords")
+    refusal = await password_reset_refusal(db, organisation_id, member_id)
+    if refusal is not None:
+        raise errors.NotAllowed(
+            "staff may reset the password of a plain member of this organisation only", reason=refusal
+        )
+    async with db.session() as session:
+        member = await _member_in(session, organisation_id, member_id)
+        user_id = member.user_id
+    assert user_id is not None
+    try:
+        await give_temporary_password(db, user_id, password)
+    except ValueError as exc:
+        raise errors.InvalidEntry(str(exc), field="password") from None
+
+
+async def _member_in(session: AsyncSession, organisation_id: int, member_id: int) -> Member:
+    member = (
+        await session.exec(select(Member).where(Member.organisation_id == organisation_id, Member.id == member_id))
+    ).first()
+    if member is None:
+        raise errors.NotFound(f"no member {member_id} in this organisation")
+    return member
 
 
 async def set_member_active(db: Database, organisation_id: int, member_id: int, active: bool) -> None:
@@ -202,16 +305,12 @@ async def update_member(
 ) -> None:
     """Edit a member. Deactivating keeps their account and history; the last coordinator stays."""
     async with db.session() as session:
-        member = (
-            await session.exec(select(Member).where(Member.organisation_id == organisation_id, Member.id == member_id))
-        ).first()
-        if member is None:
-            raise errors.NotFound(f"no member {member_id} in this organisation")
+        member = await _member_in(session, organisation_id, member_id)
         changes: dict[str, object] = {}
         if display_name is not None:
             cleaned = " ".join(display_name.split())
             if not cleaned:
-                raise errors.InvalidEntry("a member needs a display name")
+                raise errors.InvalidEntry("a member needs a display name", field="display_name")
             changes["display_name"] = cleaned
         if email is not None:
             changes["email"] = email
@@ -234,6 +333,8 @@ async def update_member(
                 .where(Account.organisation_id == organisation_id, Account.member_id == member_id)  # type: ignore[arg-type]
                 .values(is_active=is_active)
             )
+            if not is_active and member.user_id is not None:
+                await _sign_out_if_nowhere_else(session, member)
         if changes:
             await session.exec(
                 update(Member)
@@ -241,6 +342,28 @@ async def update_member(
                 .values(**changes)
             )
         await session.commit()
+
+
+async def _sign_out_if_nowhere_else(session: AsyncSession, member: Member) -> None:
+    """A deactivated member with no other active membership is signed out of the pages at
+    once (their browser sessions end: on a shared computer nobody is left signed in to
+    nothing); one who belongs elsewhere stays signed in there. Either way this
+    organisation's pages and API close to them at their next request; their API tokens
+    stay, as they did (the API answers 404 for this organisation)."""
+    assert member.user_id is not None
+    elsewhere = (
+        await session.exec(
+            select(func.count())
+            .select_from(Member)
+            .where(
+                Member.user_id == member.user_id,
+                Member.organisation_id != member.organisation_id,
+                Member.is_active.is_(True),  # type: ignore[attr-defined]
+            )
+        )
+    ).one()
+    if not elsewhere:
+        await session.exec(end_browser_sessions_of(member.user_id, dt.datetime.now(dt.UTC)))
 
 
 async def _active_coordinators(session: AsyncSession, organisation_id: int) -> int:

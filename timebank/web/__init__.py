@@ -10,7 +10,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 
 from timebank.config import Settings
-from timebank.web import home, people, record_help, reports, signing_in, statement
+from timebank.web import exchanges, group_activities, home, members, people, record_help, reports, signing_in, statement
 from timebank.web.context import provide_page_context, provide_signed_in
 
 CSRF_COOKIE = "timebank_csrf"
@@ -19,7 +19,16 @@ CSRF_COOKIE = "timebank_csrf"
 def page_routes() -> list:
     organisation_pages = Router(
         path="/orgs/{org:str}",
-        route_handlers=[*home.ROUTES, *people.ROUTES, *statement.ROUTES, *record_help.ROUTES, *reports.ROUTES],
+        route_handlers=[
+            *home.ROUTES,
+            *exchanges.ROUTES,
+            *group_activities.ROUTES,
+            *members.ROUTES,
+            *people.ROUTES,
+            *statement.ROUTES,
+            *record_help.ROUTES,
+            *reports.ROUTES,
+        ],
         # Every page in here is seen as an active member of the organisation in the path.
         dependencies={"ctx": Provide(provide_page_context)},
         include_in_schema=False,

@@ -19,6 +19,7 @@ _ASSETS = {
     "reports.css": "/static/web/reports.css",
     "init.js": "/static/web/init.js",
     "idle-timeout.js": "/static/web/idle-timeout.js",
+    "group-totals.js": "/static/web/group-totals.js",
     "person-field.js": "/static/web/person-field.js",
     "favicon.svg": "/static/web/favicon.svg",
 }

@@ -19,6 +19,7 @@ function enhance(field) {
   container.className = "tb-person-field__autocomplete govuk-!-width-two-thirds";
   input.replaceWith(container);
   let pickedName = chosen.value ? input.value : null;
+  let latestQuery = 0;
 
   autocomplete({
     element: container,
@@ -31,13 +32,20 @@ function enhance(field) {
     displayMenu: "overlay",
     inputClasses: input.classList.contains("govuk-input--error") ? "tb-person-field__input--error" : null,
     source: async (query, populate) => {
+      // Answers can come back out of order when someone types fast: only the answer to
+      // the latest query is shown, never an older one over it.
+      const ticket = ++latestQuery;
       const url = new URL(texts.lookupUrl, window.location.href);
       url.searchParams.set("q", query);
+      let people = [];
       try {
         const answer = await fetch(url, { headers: { Accept: "application/json" } });
-        populate(answer.ok ? await answer.json() : []);
+        people = answer.ok ? await answer.json() : [];
       } catch {
-        populate([]);
+        people = [];
+      }
+      if (ticket === latestQuery) {
+        populate(people);
       }
     },
     templates: {
