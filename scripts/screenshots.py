@@ -25,7 +25,13 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             shots = [
                 ("alice", "demo-member-pass", 360, f"/orgs/{DEMO_SLUG}/", "member-home-phone.png"),
-                ("staff", "demo-staff-pass", 1280, f"/orgs/{DEMO_SLUG}/exchanges/new", "staff-log-an-exchange-desktop.png"),
+                (
+                    "staff",
+                    "demo-staff-pass",
+                    1280,
+                    f"/orgs/{DEMO_SLUG}/exchanges/new",
+                    "staff-log-an-exchange-desktop.png",
+                ),
             ]
             for username, password, width, path, name in shots:
                 page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
