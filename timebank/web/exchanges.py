@@ -30,7 +30,7 @@ from timebank.web.context import PageContext, PageContextDep
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
-from timebank.web.record_help import _minutes, _occurred_on
+from timebank.web.record_help import date_typed, minutes_typed
 from timebank.web.responses import new_form_key, page, see_other
 
 FIELDS = {"amount": "hours", "date": "occurred_on-day", "giver": "giver", "category": "category"}
@@ -122,7 +122,7 @@ async def _checked(
     giver, receiver = people["giver"].chosen, people["receiver"].chosen
     if giver and receiver and giver.account_id == receiver.account_id:
         problems.append({"kind": "same_person", "field": "receiver", "href": "#receiver"})
-    minutes, problem = _minutes(form)  # type: ignore[arg-type]
+    minutes, problem = minutes_typed(form)  # type: ignore[arg-type]
     problems += [problem] if problem else []
     occurred_on, when_problems = await check_when_what(db, ctx, form)
     return people, minutes, occurred_on, problems + when_problems
@@ -131,7 +131,7 @@ async def _checked(
 async def check_when_what(db: Database, ctx: PageContext, form: ExchangeForm) -> tuple[dt.date | None, list[dict]]:
     """The date, category and description of a staff form (an exchange or a group activity)."""
     problems = []
-    occurred_on, problem = _occurred_on(form)  # type: ignore[arg-type]
+    occurred_on, problem = date_typed(form)  # type: ignore[arg-type]
     problems += [problem] if problem else []
     categories = (await get_organisation_details(db, ctx.organisation_id)).categories
     if categories and form.category not in categories:

@@ -29,7 +29,7 @@ from timebank.web.exchanges import ExchangeForm, balances_after, check_when_what
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
-from timebank.web.record_help import _minutes
+from timebank.web.record_help import minutes_typed
 from timebank.web.responses import new_form_key, page, see_other
 
 SIDES = ("giver", "receiver")
@@ -141,7 +141,7 @@ async def _checked(db: Database, ctx: PageContext, form: GroupForm) -> list[dict
             )
             if row.person.is_error:
                 problems.append(person_problem(row.name, row.person))
-            row.amount, problem = _minutes(SimpleNamespace(hours=row.hours, minutes=row.minutes))  # type: ignore[arg-type]
+            row.amount, problem = minutes_typed(SimpleNamespace(hours=row.hours, minutes=row.minutes))  # type: ignore[arg-type]
             if problem:
                 suffix = problem["href"].removeprefix("#")
                 problems.append({**problem, "field": f"{row.name}-amount", "href": f"#{row.name}-{suffix}"})

@@ -63,7 +63,8 @@ def _whole_number(text: str) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 6 else None
 
 
-def _minutes(form: RecordHelpForm) -> tuple[int | None, dict[str, Any] | None]:
+def minutes_typed(form: RecordHelpForm) -> tuple[int | None, dict[str, Any] | None]:
+    """The hours and minutes fields as minutes, or the problem to show (shared by the staff pages)."""
     hours, minutes = _whole_number(form.hours), _whole_number(form.minutes)
     if hours is None:
         return None, {"kind": "hours_not_number", "field": "amount", "href": "#hours"}
@@ -76,7 +77,8 @@ def _minutes(form: RecordHelpForm) -> tuple[int | None, dict[str, Any] | None]:
     return hours * 60 + minutes, None
 
 
-def _occurred_on(form: RecordHelpForm) -> tuple[dt.date | None, dict[str, Any] | None]:
+def date_typed(form: RecordHelpForm) -> tuple[dt.date | None, dict[str, Any] | None]:
+    """The day, month and year fields as a date, or the problem to show (shared by the staff pages)."""
     parts = (form.day.strip(), form.month.strip(), form.year.strip())
     if not any(parts):
         return None, {"kind": "no_date", "field": "date", "href": "#occurred_on-day"}
@@ -126,9 +128,9 @@ async def _checked(
     problems = []
     if giver.is_error:
         problems.append({"kind": f"giver_{giver.problem}", "field": "giver", "href": "#giver", "typed": giver.typed})
-    minutes, problem = _minutes(form)
+    minutes, problem = minutes_typed(form)
     problems += [problem] if problem else []
-    occurred_on, problem = _occurred_on(form)
+    occurred_on, problem = date_typed(form)
     problems += [problem] if problem else []
     categories = (await get_organisation_details(db, ctx.organisation_id)).categories
     if categories and form.category not in categories:
