@@ -199,6 +199,9 @@ class TestRecordingHelpReceived:
 
         tab_to("giver")
         page.keyboard.type("kofi k")
+        # Suggestions for all of it: a late answer for "kofi k" after ArrowDown would take the
+        # highlight away again (person-field.js).
+        expect(page.locator("[data-suggestions-for='kofi k']")).to_have_count(1)
         expect(page.get_by_role("option", name="Kofi Keyboard")).to_be_visible()
         page.keyboard.press("ArrowDown")
         page.keyboard.press("Enter")

@@ -124,7 +124,9 @@ class TestLogAnExchange:
                 break
         assert page.evaluate("document.activeElement.id") == "giver"
         page.keyboard.type("hana desk")
-        # The answer to all of it, not to "h" or "ha" (which match others too).
+        # The answer to all of it, not to "h" or "hana" (a list drawn for a prefix can look the
+        # same, and the later answer arriving after ArrowDown would take the highlight away).
+        expect(page.locator("[data-suggestions-for='hana desk']")).to_have_count(1)
         expect(page.locator("#giver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=giver)).to_be_visible()
         page.keyboard.press("ArrowDown")
@@ -133,6 +135,7 @@ class TestLogAnExchange:
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "receiver"
         page.keyboard.type("ivo desk")
+        expect(page.locator("[data-suggestions-for='ivo desk']")).to_have_count(1)
         expect(page.locator("#receiver__listbox [role=option]")).to_have_count(1)
         expect(page.get_by_role("option", name=receiver)).to_be_visible()
         page.keyboard.press("ArrowDown")

@@ -46,6 +46,15 @@ function enhance(field) {
       }
       if (ticket === latestQuery) {
         populate(people);
+        // Which text the suggestions showing now answer, set once the list has been drawn
+        // (the library draws on a microtask after populate). The browser tests wait for it:
+        // a list drawn for an earlier prefix looks the same, and the answer for the full text
+        // arriving after a key press would reset the highlighted suggestion.
+        setTimeout(() => {
+          if (ticket === latestQuery) {
+            container.dataset.suggestionsFor = query;
+          }
+        });
       }
     },
     templates: {
