@@ -24,7 +24,9 @@ from timebank.ledger.verify import verify_ledger
 from timebank.members.service import create_member
 from timebank.models import Account, Posting, Role, Transaction
 from timebank.operations.transfer import dump_database
-from timebank.privacy.service import ERASED_DESCRIPTION, erase_member, export_member
+from timebank.privacy.service import ERASED_DESCRIPTION, erase_member, erased_name, export_member
+from timebank.reports.closing import close_month
+from timebank.reports.service import Period, monthly_report
 
 transactions = Transaction.__table__
 
@@ -175,6 +177,29 @@ class TestErasure:
         assert done.login.startswith("unlinked")
         export = await export_member(fresh_db, org.id, new.member.id)
         assert export["login"] is None and export["member"]["display_name"] == f"Erased member {new.member.id}"
+
+    async def test_a_closed_month_keeps_their_figures_but_not_their_name(self, fresh_db):
+        org = await make_org(fresh_db)
+        person = Departing()
+        new = await create_member(fresh_db, org.id, display_name=person.name, email=person.email)
+        friend = await org.member("Friend")
+        last_month = today().replace(day=1) - dt.timedelta(days=1)
+        await ledger.post_exchange(
+            fresh_db, org.id, giver_account_id=new.account.id, receiver_account_id=friend, minutes=75,
+            occurred_on=last_month, description="Dug the beds", recorded_by=None, idempotency_key=new_key(),
+        )  # fmt: skip
+        month = Period(last_month.replace(day=1), last_month.replace(day=1))
+        await close_month(fresh_db, org.id, month.first, closed_by=None, idempotency_key=new_key())
+        before = await monthly_report(fresh_db, org.id, month)
+        assert person.name in before.model_dump_json()  # read with the name they have now
+
+        await erase_member(fresh_db, org.id, new.member.id, by_user_id=None)
+
+        after = await monthly_report(fresh_db, org.id, month)
+        assert after.closed and person.name not in after.model_dump_json()
+        assert after.model_dump_json() == before.model_dump_json().replace(person.name, erased_name(new.member.id))
+        everything = await everything_in_the_database(fresh_db)
+        assert [i for i in person.identifiers if i in everything] == []
 
 
 def another_value(column):

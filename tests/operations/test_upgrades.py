@@ -11,6 +11,7 @@ column that a later revision adds as NOT NULL without a default must be given a 
 
 import asyncio
 import datetime as dt
+import json
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,10 +21,13 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, Table, select, text
 
+from tests.conftest import make_org, new_key, today
 from tests.operations.conftest import run_cli
+from timebank import ledger
 from timebank.db import create_database
-from timebank.db.migrate import alembic_config, upgrade
+from timebank.db.migrate import alembic_config, downgrade, upgrade
 from timebank.ledger.verify import verify_ledger
+from timebank.reports.closing import close_month
 
 SEED = 1101
 SCRIPTS = ScriptDirectory.from_config(alembic_config("sqlite://"))
@@ -224,3 +228,38 @@ async def test_upgrading_from_an_earlier_migration_keeps_every_transaction_and_b
 def test_every_earlier_revision_is_tested():
     """The list comes from the script directory: at least 0001 to the one before head."""
     assert EARLIER[-1] == "0001" and HEAD not in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
+
+
+async def _stored_reports(url: str) -> list[Any]:
+    database = create_database(url)
+    try:
+        async with database.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT report FROM period_closes ORDER BY id"))).all()
+        return [json.loads(report) if isinstance(report, str) else report for (report,) in rows]
+    finally:
+        await database.dispose()
+
+
+async def test_revision_0008_takes_names_out_of_stored_reports_and_going_back_puts_them_in(fresh_url):
+    """Reports closed before 0008 kept names and descriptions; from it they keep member numbers only."""
+    await asyncio.to_thread(upgrade, fresh_url)
+    database = create_database(fresh_url)
+    try:
+        org = await make_org(database)
+        giver, receiver = await org.member("Gwen Gardener"), await org.member("Ravi Receiver")
+        last_month = today().replace(day=1) - dt.timedelta(days=1)
+        await ledger.post_exchange(
+            database, org.id, giver_account_id=giver, receiver_account_id=receiver, minutes=90,
+            occurred_on=last_month, description="Pruned roses", recorded_by=None, idempotency_key=new_key(),
+        )  # fmt: skip
+        await close_month(database, org.id, last_month.replace(day=1), closed_by=None, idempotency_key=new_key())
+    finally:
+        await database.dispose()
+    [as_closed] = await _stored_reports(fresh_url)
+    assert "Gwen Gardener" not in json.dumps(as_closed)
+
+    await asyncio.to_thread(downgrade, fresh_url, "0007")
+    [at_0007] = await _stored_reports(fresh_url)
+    assert "Gwen Gardener" in json.dumps(at_0007) and "Ravi Receiver" in json.dumps(at_0007)
+    await asyncio.to_thread(upgrade, fresh_url)
+    assert await _stored_reports(fresh_url) == [as_closed]

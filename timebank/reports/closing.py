@@ -26,6 +26,7 @@ from timebank.ledger import errors
 from timebank.ledger.posting import check_idempotency_key
 from timebank.models import Account, ClosedBalance, Organisation, PeriodClose, Transaction
 from timebank.reports.service import Period, compute_report, month_end, month_label
+from timebank.reports.stored_reports import without_personal_data
 
 accounts = Account.__table__
 organisations = Organisation.__table__
@@ -127,7 +128,7 @@ async def _close(
             minutes_exchanged=computed.minutes_exchanged,
             active_members=report.active_members,
             social_value_pence=computed.social_value_pence,
-            report=report.model_dump(mode="json", by_alias=True, exclude={"closed"}),
+            report=without_personal_data(report.model_dump(mode="json", by_alias=True, exclude={"closed"})),
         )
         .returning(period_closes.c.id)
     )

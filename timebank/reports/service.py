@@ -35,6 +35,7 @@ from timebank.models import (
     TransactionKind,
 )
 from timebank.reports import schemas
+from timebank.reports.stored_reports import with_personal_data
 
 accounts = Account.__table__
 members = Member.__table__
@@ -264,7 +265,8 @@ async def monthly_report(db: Database, organisation_id: int, period: Period) -> 
                 )
             )
             if stored is not None:
-                return schemas.MonthlyReport.model_validate({**stored, "closed": True})
+                report = await with_personal_data(conn, organisation_id, stored)
+                return schemas.MonthlyReport.model_validate({**report, "closed": True})
         computed = await compute_report(conn, organisation_id, period)
     return computed.report
 
