@@ -17,6 +17,7 @@ from timebank.auth.context import STAFF_ROLES
 from timebank.auth.tokens import hash_token
 from timebank.config import Settings
 from timebank.db import Database
+from timebank.ledger.stepwise import today_in
 from timebank.models import Role
 from timebank.web import sessions
 
@@ -63,6 +64,10 @@ class PageContext:
     @property
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
+
+    def today(self) -> dt.date:
+        """Today in the organisation's time zone: the date pages suggest and check against."""
+        return today_in(self.timezone)
 
     def require_staff(self) -> None:
         if not self.is_staff:

@@ -9,7 +9,6 @@ to a confirmation with both new balances and "Log another exchange" (date and ca
 import contextlib
 import datetime as dt
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
@@ -55,10 +54,6 @@ class ExchangeForm(BaseModel):
     description: str = ""
 
 
-def today_in(ctx: PageContext) -> dt.date:
-    return dt.datetime.now(ZoneInfo(ctx.timezone)).date()
-
-
 def dated(form: ExchangeForm, day: dt.date) -> ExchangeForm:
     return form.model_copy(update={"day": str(day.day), "month": str(day.month), "year": str(day.year)})
 
@@ -93,7 +88,7 @@ async def log_exchange_form(
 ) -> Template:
     """A new form; "Log another exchange" passes the last one's date and category."""
     ctx.require_staff()
-    day = today_in(ctx)
+    day = ctx.today()
     with contextlib.suppress(ValueError):  # a mistyped address still gives today
         day = min(dt.date.fromisoformat(occurred_on), day) if occurred_on else day
     form = dated(ExchangeForm(idempotency_key=new_form_key(), category=category or ""), day)

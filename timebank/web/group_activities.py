@@ -25,7 +25,7 @@ from timebank.ledger.posting import MAX_LEGS, check_idempotency_key
 from timebank.models import TransactionKind
 from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
-from timebank.web.exchanges import ExchangeForm, balances_after, check_when_what, dated, person_problem, today_in
+from timebank.web.exchanges import ExchangeForm, balances_after, check_when_what, dated, person_problem
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
@@ -124,7 +124,7 @@ async def _form_page(
 async def group_activity_form(ctx: PageContextDep, db: DatabaseDep) -> Template:
     ctx.require_staff()
     form = read_form({})
-    form.details = dated(ExchangeForm(idempotency_key=new_form_key()), today_in(ctx))
+    form.details = dated(ExchangeForm(idempotency_key=new_form_key()), ctx.today())
     return await _form_page(db, ctx, form, [])
 
 

@@ -6,7 +6,6 @@ import datetime as dt
 import math
 import secrets
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
@@ -37,10 +36,6 @@ _EMAIL = TypeAdapter(EmailStr)
 def suggested_password() -> str:
     """A temporary password easy to hand over in person: "kfmt-wrpz-hnqa" (about 59 bits)."""
     return "-".join("".join(secrets.choice(_PASSWORD_LETTERS) for _ in range(4)) for _ in range(3))
-
-
-def today_in(ctx: PageContext) -> dt.date:
-    return dt.datetime.now(ZoneInfo(ctx.timezone)).date()
 
 
 def _members_path(ctx: PageContext, suffix: str = "") -> str:
@@ -117,7 +112,7 @@ async def members_list(
 @get("/members/new", name="register-member")
 async def register_form(ctx: PageContextDep) -> Template:
     ctx.require_staff()
-    form = RegisterForm(joined_on=today_in(ctx).isoformat(), password=suggested_password())
+    form = RegisterForm(joined_on=ctx.today().isoformat(), password=suggested_password())
     return page("pages/register_member.html", ctx=ctx, form=form, problems={})
 
 
@@ -131,8 +126,8 @@ async def register(ctx: PageContextDep, db: DatabaseDep, data: Annotated[Registe
         problems["email"] = problem
     joined_on = None
     try:
-        joined_on = dt.date.fromisoformat(data.joined_on.strip()) if data.joined_on.strip() else today_in(ctx)
-        if joined_on > today_in(ctx):
+        joined_on = dt.date.fromisoformat(data.joined_on.strip()) if data.joined_on.strip() else ctx.today()
+        if joined_on > ctx.today():
             problems["joined_on"] = "joined_in_future"
     except ValueError:
         problems["joined_on"] = "bad_date"
@@ -172,7 +167,7 @@ async def member_page(
 ) -> Template:
     require_staff_or_not_found(ctx)
     member = await service.get_member(db, ctx.organisation_id, member_id)
-    today = today_in(ctx)
+    today = ctx.today()
     recent = await ledger.statement(
         db, ctx.organisation_id, member.account_id, today - dt.timedelta(days=RECENT_DAYS), today
     )

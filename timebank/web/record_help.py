@@ -8,7 +8,6 @@ once. Every successful POST redirects (post/redirect/get) to the "done" page.
 
 import datetime as dt
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
@@ -50,10 +49,6 @@ class RecordHelpForm(BaseModel):
 
 
 Form = Annotated[RecordHelpForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def _today(ctx: PageContext) -> dt.date:
-    return dt.datetime.now(ZoneInfo(ctx.timezone)).date()
 
 
 def _whole_number(text: str) -> int | None:
@@ -111,7 +106,7 @@ async def _form_page(
 
 @get("/record-help", name="record-help")
 async def record_help_form(ctx: PageContextDep, db: DatabaseDep) -> Template:
-    today = _today(ctx)
+    today = ctx.today()
     form = RecordHelpForm(
         idempotency_key=new_form_key(), day=str(today.day), month=str(today.month), year=str(today.year)
     )

@@ -5,9 +5,7 @@ a closed month's as stored) and a close goes through ``reports.closing.close_mon
 pages word and draw the report, they compute nothing of their own.
 """
 
-import datetime as dt
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
@@ -57,12 +55,8 @@ FromMonth = Annotated[str | None, QueryParameter(name="from")]
 ToMonth = Annotated[str | None, QueryParameter(name="to")]
 
 
-def _today(ctx: PageContext) -> dt.date:
-    return dt.datetime.now(ZoneInfo(ctx.timezone)).date()
-
-
 def _last_month(ctx: PageContext) -> str:
-    return month_label(add_months(_today(ctx).replace(day=1), -1))
+    return month_label(add_months(ctx.today().replace(day=1), -1))
 
 
 def _period(
@@ -89,7 +83,7 @@ def _closable(ctx: PageContext, period: Period, report: MonthlyReport) -> bool:
         ctx.role is Role.COORDINATOR
         and period.is_one_month
         and not report.closed
-        and (month_end(period.first) < _today(ctx))
+        and (month_end(period.first) < ctx.today())
     )
 
 

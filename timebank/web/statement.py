@@ -6,7 +6,6 @@ staff pages reuse it for a member's statement (``account_name`` given).
 
 import datetime as dt
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from litestar import get
 from litestar.params import QueryParameter
@@ -62,7 +61,7 @@ async def statement_page(
     after: str | None = None,
 ) -> Template:
     """The statement of ``account_id`` (``account_name`` None: the reader's own, worded "you")."""
-    today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
+    today = ctx.today()
     first, last = period_asked(today, month, start, end)
     cursor = StatementCursor(*decode_cursor(after)) if after else None
     found = await ledger.statement(db, ctx.organisation_id, account_id, first, last, after=cursor, limit=PAGE_SIZE)
@@ -131,7 +130,7 @@ async def statement_csv_for(
 ) -> Stream:
     """Any account's statement CSV for the period its page would show (staff pages: after their
     own check that the reader may see ``account_id``)."""
-    today = dt.datetime.now(ZoneInfo(ctx.timezone)).date()
+    today = ctx.today()
     first, last = period_asked(today, month, start, end)
     return await statement_csv(db, ctx.organisation_id, ctx.slug, account_id, first, last)
 
