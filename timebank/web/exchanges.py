@@ -15,47 +15,29 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Response, Template
-from pydantic import BaseModel, ConfigDict, Field
 
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep
 from timebank.db import Database
 from timebank.ledger import errors
-from timebank.ledger.posting import MAX_DESCRIPTION, check_idempotency_key
+from timebank.ledger.posting import check_idempotency_key
 from timebank.ledger.reading import account_labels
 from timebank.models import AccountKind, TransactionKind
 from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
+from timebank.web.entry_form import EntryForm, check_when_what, dated, minutes_typed, person_problem
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
-from timebank.web.record_help import date_typed, minutes_typed
 from timebank.web.responses import new_form_key, page, see_other
 
 FIELDS = {"amount": "hours", "date": "occurred_on-day", "giver": "giver", "category": "category"}
 
 
-class ExchangeForm(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    idempotency_key: str = ""
-    giver: str = ""
-    giver_account_id: str = ""
-    giver_choosing: str = ""
+class ExchangeForm(EntryForm):
     receiver: str = ""
     receiver_account_id: str = ""
     receiver_choosing: str = ""
-    hours: str = ""
-    minutes: str = ""
-    day: str = Field("", alias="occurred_on-day")
-    month: str = Field("", alias="occurred_on-month")
-    year: str = Field("", alias="occurred_on-year")
-    category: str = ""
-    description: str = ""
-
-
-def dated(form: ExchangeForm, day: dt.date) -> ExchangeForm:
-    return form.model_copy(update={"day": str(day.day), "month": str(day.month), "year": str(day.year)})
 
 
 async def _form_page(
@@ -95,10 +77,6 @@ async def log_exchange_form(
     return await _form_page(db, ctx, form, {}, [])
 
 
-def person_problem(name: str, field: PersonField) -> dict[str, Any]:
-    return {"kind": f"{name}_{field.problem}", "field": name, "href": f"#{name}", "typed": field.typed}
-
-
 async def _checked(
     db: Database, ctx: PageContext, form: ExchangeForm
 ) -> tuple[dict[str, PersonField], int | None, dt.date | None, list[dict[str, Any]]]:
@@ -117,27 +95,10 @@ async def _checked(
     giver, receiver = people["giver"].chosen, people["receiver"].chosen
     if giver and receiver and giver.account_id == receiver.account_id:
         problems.append({"kind": "same_person", "field": "receiver", "href": "#receiver"})
-    minutes, problem = minutes_typed(form)  # type: ignore[arg-type]
+    minutes, problem = minutes_typed(form.hours, form.minutes)
     problems += [problem] if problem else []
     occurred_on, when_problems = await check_when_what(db, ctx, form)
     return people, minutes, occurred_on, problems + when_problems
-
-
-async def check_when_what(db: Database, ctx: PageContext, form: ExchangeForm) -> tuple[dt.date | None, list[dict]]:
-    """The date, category and description of a staff form (an exchange or a group activity)."""
-    problems = []
-    occurred_on, problem = date_typed(form)  # type: ignore[arg-type]
-    problems += [problem] if problem else []
-    categories = (await get_organisation_details(db, ctx.organisation_id)).categories
-    if categories and form.category not in categories:
-        problems.append({"kind": "no_category", "field": "category", "href": "#category"})
-    if not form.description.strip():
-        problems.append({"kind": "no_description", "field": "description", "href": "#description"})
-    elif len(form.description.strip()) > MAX_DESCRIPTION:
-        problems.append(
-            {"kind": "description_too_long", "field": "description", "href": "#description", "limit": MAX_DESCRIPTION}
-        )
-    return occurred_on, problems
 
 
 def staff_problem(refusal: errors.LedgerError, people: dict[str, PersonField]) -> dict[str, Any]:

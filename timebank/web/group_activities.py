@@ -9,7 +9,6 @@ The ledger refuses totals that differ; its refusal is worded here. "Add another 
 """
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from litestar import Request, get, post
@@ -25,11 +24,11 @@ from timebank.ledger.posting import MAX_LEGS, check_idempotency_key
 from timebank.models import TransactionKind
 from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
-from timebank.web.exchanges import ExchangeForm, balances_after, check_when_what, dated, person_problem
+from timebank.web.entry_form import EntryForm, check_when_what, dated, minutes_typed, person_problem
+from timebank.web.exchanges import balances_after
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.members import require_staff_or_not_found
 from timebank.web.people import PersonField, resolve_person
-from timebank.web.record_help import minutes_typed
 from timebank.web.responses import new_form_key, page, see_other
 
 SIDES = ("giver", "receiver")
@@ -63,7 +62,7 @@ class Row:
 
 @dataclass
 class GroupForm:
-    details: ExchangeForm  # the key, date, category and description
+    details: EntryForm  # the key, date, category and description
     rows: dict[str, list[Row]]
 
     def filled(self, side: str) -> list[Row]:
@@ -96,7 +95,7 @@ def read_form(values: dict[str, str]) -> GroupForm:
             )
             for index in range(_count(values, side))
         ]
-    return GroupForm(ExchangeForm.model_validate(values), rows)
+    return GroupForm(EntryForm.model_validate(values), rows)
 
 
 async def _values(request: Request) -> dict[str, str]:
@@ -124,7 +123,7 @@ async def _form_page(
 async def group_activity_form(ctx: PageContextDep, db: DatabaseDep) -> Template:
     ctx.require_staff()
     form = read_form({})
-    form.details = dated(ExchangeForm(idempotency_key=new_form_key()), ctx.today())
+    form.details = dated(EntryForm(idempotency_key=new_form_key()), ctx.today())
     return await _form_page(db, ctx, form, [])
 
 
@@ -141,7 +140,7 @@ async def _checked(db: Database, ctx: PageContext, form: GroupForm) -> list[dict
             )
             if row.person.is_error:
                 problems.append(person_problem(row.name, row.person))
-            row.amount, problem = minutes_typed(SimpleNamespace(hours=row.hours, minutes=row.minutes))  # type: ignore[arg-type]
+            row.amount, problem = minutes_typed(row.hours, row.minutes)
             if problem:
                 suffix = problem["href"].removeprefix("#")
                 problems.append({**problem, "field": f"{row.name}-amount", "href": f"#{row.name}-{suffix}"})

@@ -14,16 +14,16 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath
 from litestar.response import Response, Template
-from pydantic import BaseModel, ConfigDict, Field
 
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep
 from timebank.db import Database
 from timebank.ledger import errors
-from timebank.ledger.posting import MAX_DESCRIPTION, check_idempotency_key
+from timebank.ledger.posting import check_idempotency_key
 from timebank.ledger.reading import account_labels
 from timebank.orgs.service import get_organisation_details
 from timebank.web.context import PageContext, PageContextDep
+from timebank.web.entry_form import EntryForm, check_when_what, minutes_typed, person_problem
 from timebank.web.ledger_refusals import ledger_problem
 from timebank.web.people import PersonField, resolve_person
 from timebank.web.responses import new_form_key, page, see_other
@@ -31,57 +31,11 @@ from timebank.web.responses import new_form_key, page, see_other
 FIELDS = {"amount": "hours", "date": "occurred_on-day", "giver": "giver", "category": "category"}
 
 
-class RecordHelpForm(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    idempotency_key: str = ""
-    giver: str = ""
-    giver_account_id: str = ""
-    giver_choosing: str = ""
-    hours: str = ""
-    minutes: str = ""
-    day: str = Field("", alias="occurred_on-day")
-    month: str = Field("", alias="occurred_on-month")
-    year: str = Field("", alias="occurred_on-year")
-    category: str = ""
-    description: str = ""
-    change: str = ""
+class RecordHelpForm(EntryForm):
+    change: str = ""  # "Change" on the check page: back to the form as typed
 
 
 Form = Annotated[RecordHelpForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def _whole_number(text: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return 0
-    return int(text) if text.isdigit() and len(text) <= 6 else None
-
-
-def minutes_typed(form: RecordHelpForm) -> tuple[int | None, dict[str, Any] | None]:
-    """The hours and minutes fields as minutes, or the problem to show (shared by the staff pages)."""
-    hours, minutes = _whole_number(form.hours), _whole_number(form.minutes)
-    if hours is None:
-        return None, {"kind": "hours_not_number", "field": "amount", "href": "#hours"}
-    if minutes is None:
-        return None, {"kind": "minutes_not_number", "field": "amount", "href": "#minutes"}
-    if minutes > 59:
-        return None, {"kind": "minutes_too_many", "field": "amount", "href": "#minutes"}
-    if hours * 60 + minutes == 0:
-        return None, {"kind": "no_time", "field": "amount", "href": "#hours"}
-    return hours * 60 + minutes, None
-
-
-def date_typed(form: RecordHelpForm) -> tuple[dt.date | None, dict[str, Any] | None]:
-    """The day, month and year fields as a date, or the problem to show (shared by the staff pages)."""
-    parts = (form.day.strip(), form.month.strip(), form.year.strip())
-    if not any(parts):
-        return None, {"kind": "no_date", "field": "date", "href": "#occurred_on-day"}
-    try:
-        day, month, year = (int(part) for part in parts)
-        return dt.date(year, month, day), None
-    except ValueError:
-        return None, {"kind": "date_not_real", "field": "date", "href": "#occurred_on-day"}
 
 
 async def _form_page(
@@ -120,22 +74,11 @@ async def _checked(
     giver = await resolve_person(
         db, ctx, typed=form.giver, account_id=form.giver_account_id, choosing=bool(form.giver_choosing)
     )
-    problems = []
-    if giver.is_error:
-        problems.append({"kind": f"giver_{giver.problem}", "field": "giver", "href": "#giver", "typed": giver.typed})
-    minutes, problem = minutes_typed(form)
+    problems = [person_problem("giver", giver)] if giver.is_error else []
+    minutes, problem = minutes_typed(form.hours, form.minutes)
     problems += [problem] if problem else []
-    occurred_on, problem = date_typed(form)
-    problems += [problem] if problem else []
-    categories = (await get_organisation_details(db, ctx.organisation_id)).categories
-    if categories and form.category not in categories:
-        problems.append({"kind": "no_category", "field": "category", "href": "#category"})
-    if not form.description.strip():
-        problems.append({"kind": "no_description", "field": "description", "href": "#description"})
-    elif len(form.description.strip()) > MAX_DESCRIPTION:
-        problems.append(
-            {"kind": "description_too_long", "field": "description", "href": "#description", "limit": MAX_DESCRIPTION}
-        )
+    occurred_on, when_problems = await check_when_what(db, ctx, form)
+    problems += when_problems
     return giver, minutes, occurred_on, problems
 
 
