@@ -16,6 +16,7 @@ from timebank.corrections import service
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.models import CorrectionAnswer, CorrectionRequest
+from timebank.privacy.service import erase_member
 
 ERASED = "[removed: personal data erased]"
 
@@ -253,3 +254,18 @@ class TestKeptAsTheyAre:
         async with db.autocommit() as conn:
             member_id = await conn.scalar(select(requests.c.member_id).where(requests.c.id == correction.id))
         assert member_id == home.member.member_id
+
+
+class TestErasure:
+    async def test_erasing_a_member_blanks_their_words_and_the_answers_to_them(self, db, home, entry):
+        mine = await report(db, home, entry, what_it_should_be="It was Member Self's hour")
+        await answer(db, home, mine.id, "Member Self is right")
+        bare = await report(db, home, entry, what_is_wrong="And the date")
+        other_entry = await exchange(db, home, home.member.account_id, home.other_member.account_id)
+        theirs = await report(db, home, other_entry, who=home.other_member, what_is_wrong="Kept as written")
+        await erase_member(db, home.id, home.member.member_id, by_user_id=home.coordinator.user_id)
+        erased = await service.get_correction(db, home.id, mine.id)
+        assert (erased.what_is_wrong, erased.what_it_should_be) == (ERASED, ERASED)
+        assert erased.answer is not None and erased.answer.answer == ERASED
+        assert (await service.get_correction(db, home.id, bare.id)).what_it_should_be is None
+        assert (await service.get_correction(db, home.id, theirs.id)).what_is_wrong == "Kept as written"
