@@ -112,7 +112,7 @@ async def report_mistake_send(
     problems = _report_problems(data)
     if problems:
         return await _report_page(db, ctx, transaction_id, data, problems, status_code=400)
-    await _own_entry(db, ctx, transaction_id)
+    # The service refuses an entry that is not on the reader's account (the not-found page).
     report = {
         "member_id": ctx.member_id,
         "account_id": ctx.account_id,
@@ -202,7 +202,8 @@ async def answer_correction(
             answered_by=ctx.user.user_id,
             idempotency_key=check_idempotency_key(data.idempotency_key),
         )
-    except service.AlreadyAnswered:
+    except (service.AlreadyAnswered, errors.IdempotencyConflict):
+        # Answered by someone else meanwhile, or by this very form before (Back, edit, send).
         failed = {"id": correction.id, "kind": "already_answered", "answer": data.answer}
         return await _corrections_page(db, ctx, failed=failed, status_code=409)
     return see_other(f"/orgs/{ctx.slug}/corrections?answered={correction_id}")
