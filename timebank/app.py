@@ -25,6 +25,7 @@ from timebank.auth.context import provide_org_context
 from timebank.auth.endpoints import AuthController, change_my_password, me
 from timebank.config import Settings, get_settings
 from timebank.control_characters import control_character_middleware
+from timebank.corrections.endpoints import CorrectionController
 from timebank.db import Database, create_database
 from timebank.db.migrate import SchemaNotCurrent, schema_status
 from timebank.errors import EXCEPTION_HANDLERS
@@ -82,6 +83,7 @@ def create_app(
             PrivacyController,
             AccountController,
             ExchangeController,
+            CorrectionController,
             ReportController,
             PeriodController,
             HourlyRateController,

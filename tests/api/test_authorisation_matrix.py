@@ -36,6 +36,7 @@ from tests.conftest import new_key, today
 from tests.web.test_page_authorisation import PAGE_MATRIX
 from timebank import ledger
 from timebank.auth.tokens import issue_token
+from timebank.corrections import service as corrections
 from timebank.db import Database
 from timebank.members.service import create_member
 from timebank.models import Role
@@ -187,6 +188,49 @@ async def _reverse(world: World, actor: Person | None, target: Person) -> Call:
     )
 
 
+async def _entry_of(world: World, target: Person) -> int:
+    """A new exchange between ``target`` and the centre: on no staff member's own account."""
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.org.agency_account_id,
+        receiver_account_id=target.account_id,
+        minutes=MINUTES,
+        occurred_on=today(),
+        description="Matrix fixture",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=new_key(),
+    )
+    return posted.id
+
+
+async def _report_a_mistake(world: World, actor: Person | None, target: Person) -> Call:
+    return Call(
+        params={"transaction_id": await _entry_of(world, target)},
+        json={"what_is_wrong": "I was not there that day"},
+        headers=_idempotent(),
+    )
+
+
+async def _entry_corrections(world: World, actor: Person | None, target: Person) -> Call:
+    return Call(params={"transaction_id": await _entry_of(world, target)})
+
+
+async def _answer_a_request(world: World, actor: Person | None, target: Person) -> Call:
+    transaction_id = await _entry_of(world, target)
+    request = await corrections.report_mistake(
+        world.db,
+        world.home.id,
+        transaction_id,
+        member_id=target.member_id,
+        account_id=target.account_id,
+        reported_by=target.user_id,
+        what_is_wrong="It was 15 minutes, not 30",
+        idempotency_key=new_key(),
+    )
+    return Call(params={"correction_id": request.id}, json={"answer": "We have checked it"}, headers=_idempotent())
+
+
 async def _erase_a_member(world: World, actor: Person | None, target: Person) -> Call:
     name = f"Leaver {uuid.uuid4().hex[:6]}"
     new = await create_member(world.db, world.home.id, display_name=name)
@@ -238,6 +282,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/exchanges"):                       Row((401, 200, 403, 200, 200, 404, 404), _exchanges_of),
     ("GET", f"{ORG}/exchanges/{{transaction_id}}"):    Row((401, 200, 403, 200, 200, 404, 404), _a_transaction),
     ("POST", f"{ORG}/exchanges/{{transaction_id}}/reversal"): Row((401, 403, 403, 403, 201, 404, 404), _reverse),
+    # Only one's own entries: another member's is not found; staff, who see it, are refused.
+    ("POST", f"{ORG}/exchanges/{{transaction_id}}/corrections"):
+                                                       Row((401, 201, 404, 403, 403, 404, 404), _report_a_mistake),
+    ("GET", f"{ORG}/exchanges/{{transaction_id}}/corrections"):
+                                                       Row((401, 200, 404, 200, 200, 404, 404), _entry_corrections),
+    ("GET", f"{ORG}/corrections"):                     Row((401, 403, 403, 200, 200, 404, 404), _nothing),
+    ("POST", f"{ORG}/corrections/{{correction_id}}/answer"):
+                                                       Row((401, 403, 403, 201, 201, 404, 404), _answer_a_request),
     ("GET", f"{ORG}/reports/monthly"):                 Row((401, 403, 403, 200, 200, 404, 404), _a_month),
     ("POST", f"{ORG}/periods/{{month}}/close"):        Row((401, 403, 403, 403, 201, 404, 404), _next_month),
     ("GET", f"{ORG}/hourly-rates"):                    Row((401, 403, 403, 200, 200, 404, 404), _nothing),

@@ -227,6 +227,26 @@ async def calls_for(scene: Scene, operation: tuple[str, str]) -> list[tuple[str,
                 {"headers": {**headers, "Idempotency-Key": new_key()}, "json": too_much},
             ),
         ]
+    if operation == ("POST", f"{ORG}/exchanges/{{transaction_id}}/corrections"):
+        wrong = {"what_is_wrong": "I was not there", "what_it_should_be": None}
+
+        def reporting(transaction_id: int, words: dict[str, Any], key: str | None = None) -> tuple[str, dict]:
+            options = {"headers": {**headers, "Idempotency-Key": key or new_key()}, "json": words}
+            return f"{org}/exchanges/{transaction_id}/corrections", options
+
+        key, first = new_key(), scene.transactions[0]
+        return [
+            *((f"report transaction {t}", *reporting(t, wrong)) for t in scene.transactions),
+            ("a report", *reporting(first, wrong, key)),
+            ("its replay", *reporting(first, wrong, key)),
+            ("key reused", *reporting(first, {"what_is_wrong": "Other words"}, key)),
+            ("empty report", *reporting(first, {"what_is_wrong": " "})),
+        ]
+    if operation == ("GET", f"{ORG}/exchanges/{{transaction_id}}/corrections"):
+        return [
+            (f"corrections of {t}", f"{org}/exchanges/{t}/corrections", {"headers": headers})
+            for t in scene.transactions
+        ]
     raise AssertionError(f"no privacy case for {operation}: add one to calls_for")
 
 

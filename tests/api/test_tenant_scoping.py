@@ -146,11 +146,20 @@ async def a_representative_run(client, api_org: ApiOrg) -> None:
     await ok(await client.get(url(f"/accounts/{member.account_id}/statement"), headers=member.headers))
     await ok(await client.get(url("/exchanges"), headers=staff.headers))
     await ok(await client.get(url(f"/exchanges/{exchange['id']}"), headers=member.headers))
+    corrections = url(f"/exchanges/{exchange['id']}/corrections")
+    wrong = {"what_is_wrong": "It was 30 minutes"}
+    correction = await ok(await client.post(corrections, json=wrong, headers=member.posting()), 201)
+    await ok(await client.get(corrections, headers=member.headers))
+    await ok(await client.get(url("/corrections?status=open"), headers=staff.headers))
     await ok(
         await client.post(
             url(f"/exchanges/{exchange['id']}/reversal"), json={"reason": "Mistake"}, headers=coordinator.posting()
         ),
         201,
+    )
+    answer = {"answer": "Reversed"}
+    await ok(
+        await client.post(url(f"/corrections/{correction['id']}/answer"), json=answer, headers=staff.posting()), 201
     )
     await ok(await client.get(url(f"/members/{member.member_id}/export"), headers=coordinator.headers))
     await ok(

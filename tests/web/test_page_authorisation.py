@@ -26,6 +26,7 @@ from litestar.routes import HTTPRoute
 from tests.api.conftest import PASSWORD, ApiOrg, Person, make_api_org
 from tests.web.support import signed_in
 from timebank import ledger
+from timebank.corrections import service as corrections
 from timebank.db import Database
 from timebank.members.service import create_member
 from timebank.reports.service import add_months, month_label
@@ -167,6 +168,25 @@ async def _a_group_activity(world: World, actor: Person | None) -> Call:
     return Call(params={"transaction_id": posted.id})
 
 
+async def _a_request_to_answer(world: World, actor: Person | None) -> Call:
+    # A new request each time: a request is answered once.
+    entry = await _help_the_member_received(world, actor)
+    member = world.home.member
+    request = await corrections.report_mistake(
+        world.db,
+        world.home.id,
+        int(entry.params["transaction_id"]),  # type: ignore[call-overload]
+        member_id=member.member_id,
+        account_id=member.account_id,
+        reported_by=member.user_id,
+        what_is_wrong="It was 15 minutes",
+        idempotency_key=uuid.uuid4().hex,
+    )
+    return Call(
+        params={"correction_id": request.id}, form={"answer": "We checked it", "idempotency_key": uuid.uuid4().hex}
+    )
+
+
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
@@ -221,6 +241,17 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     # Only the member who received the help sees what was recorded.
     ("GET", ORG + "/record-help/done/{transaction_id:int}"):
                                                    Row((303, 200, 404, 404, 404), _help_the_member_received),
+    # "Report a mistake": only on an entry of one's own account (the same not-found otherwise).
+    ("GET", ORG + "/statement/entries/{transaction_id:int}/report"):
+                                                   Row((303, 200, 404, 404, 404), _help_the_member_received),
+    # An empty form: the form again, with its problems.
+    ("POST", ORG + "/statement/entries/{transaction_id:int}/report"):
+                                                   Row((303, 400, 404, 404, 404), _help_the_member_received),
+    ("GET", ORG + "/statement/entries/{transaction_id:int}/report/sent"):
+                                                   Row((303, 200, 404, 404, 404), _help_the_member_received),
+    ("GET", ORG + "/corrections"):                 Row((303, 403, 200, 200, 404), _nothing),
+    ("POST", ORG + "/corrections/{correction_id:int}/answer"):
+                                                   Row((303, 403, 303, 303, 404), _a_request_to_answer),
 }
 # fmt: on
 

@@ -73,6 +73,11 @@ def test_the_catalogue_holds_every_text_of_the_templates_and_code() -> None:
     assert catalogue - found == set(), "texts in messages.po that nothing uses: run scripts/translations"
 
 
+# What a member and staff write in "Report a mistake" and its answer: data, not for translation.
+REPORTED = "I was not there"
+ANSWERED = "We have checked it"
+
+
 @pytest.fixture(scope="module")
 def pseudo_app(db: Database) -> Litestar:
     english = load_locale()
@@ -159,6 +164,33 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     assert logged.status_code == 303, logged.text
     rendered["group logged"] = (await staff.get(logged.headers["location"])).text
     rendered["member with entries"] = (await staff.get(f"/orgs/{org.slug}/members/{org.member.member_id}")).text
+    group_id = int(logged.headers["location"].split("/")[-2])
+    rendered.update(await correction_pages(app, db, org, member, staff, entry=group_id))
+    return rendered
+
+
+async def correction_pages(
+    app: Litestar, db: Database, org: ApiOrg, member: Browser, staff: Browser, *, entry: int
+) -> dict[str, str]:
+    """ "Report a mistake" in each of its states, and "Corrections" before and after an answer."""
+    rendered = {}
+    report = f"/orgs/{org.slug}/statement/entries/{entry}/report"
+    rendered["report a mistake"] = (await member.get(report)).text
+    rendered["report a mistake refused"] = (await member.post(report, {"what_it_should_be": REPORTED})).text
+    sent = await member.post(report, {"idempotency_key": f"r-{org.slug}", "what_is_wrong": REPORTED})
+    assert sent.status_code == 303, sent.text
+    rendered["report sent"] = (await member.get(sent.headers["location"])).text
+    rendered["statement, message received"] = (await member.get(f"/orgs/{org.slug}/statement")).text
+    coordinator = await signed_in(app, db, org.coordinator)
+    page = await coordinator.get(f"/orgs/{org.slug}/corrections")
+    rendered["corrections waiting, coordinator"] = page.text
+    [correction_id] = re.findall(r"/corrections/(\d+)/answer", page.text)
+    answer = f"/orgs/{org.slug}/corrections/{correction_id}/answer"
+    rendered["corrections refused"] = (await staff.post(answer, {"answer": ""})).text
+    answered = await staff.post(answer, {"idempotency_key": f"a-{org.slug}", "answer": ANSWERED})
+    assert answered.status_code == 303, answered.text
+    rendered["corrections answered"] = (await staff.get(answered.headers["location"])).text
+    rendered["statement, answered"] = (await member.get(f"/orgs/{org.slug}/statement")).text
     return rendered
 
 
@@ -171,6 +203,8 @@ async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: D
         pseudo_org.other_member.username,
         pseudo_org.member.username,
         "Dug the beds",
+        REPORTED,
+        ANSWERED,
         *DEFAULT_CATEGORIES,
     } | {p.display_name for p in (pseudo_org.coordinator, pseudo_org.staff, pseudo_org.member)}
     pages = await pages_of(pseudo_app, db, pseudo_org)

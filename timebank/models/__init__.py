@@ -5,6 +5,7 @@ from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
 from timebank.models.browser_session import BrowserSession
 from timebank.models.category import Category, category_key
+from timebank.models.correction import CorrectionAnswer, CorrectionRequest
 from timebank.models.hourly_rate import HourlyRate
 from timebank.models.member import Member, Role
 from timebank.models.organisation import Organisation
@@ -21,6 +22,8 @@ __all__ = [
     "BrowserSession",
     "Category",
     "ClosedBalance",
+    "CorrectionAnswer",
+    "CorrectionRequest",
     "HourlyRate",
     "Member",
     "Organisation",

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
@@ -25,6 +25,8 @@ from timebank.models import (
     Account,
     ApiToken,
     Category,
+    CorrectionAnswer,
+    CorrectionRequest,
     Member,
     Organisation,
     Posting,
@@ -51,6 +53,8 @@ postings = Posting.__table__
 categories = Category.__table__
 organisations = Organisation.__table__
 api_tokens = ApiToken.__table__
+correction_requests = CorrectionRequest.__table__
+correction_answers = CorrectionAnswer.__table__
 # Read for export, erased explicitly: the generic walk below covers any other table.
 _CORE = {"members", "users", "accounts", "transactions", "postings", "organisations", "categories"}
 
@@ -299,6 +303,7 @@ async def erase_member(db: Database, organisation_id: int, member_id: int, *, by
             identifiers += [user.username, user.email]
             login, removed = await _erase_login(conn, organisation_id, member_id, user)
         descriptions = await _erase_descriptions(conn, organisation_id, account_id, identifiers)
+        await _erase_correction_words(conn, organisation_id, member_id)
         await conn.execute(
             update(members)
             .where(members.c.organisation_id == organisation_id, members.c.id == member_id)
@@ -338,6 +343,27 @@ async def _erase_login(conn: AsyncConnection, organisation_id: int, member_id: i
         .values(username=f"erased-{user.id}", password_hash=None, email=None, is_active=False, is_site_admin=False)
     )
     return "anonymised", removed
+
+
+async def _erase_correction_words(conn: AsyncConnection, organisation_id: int, member_id: int) -> None:
+    """Their "Report a mistake" words and the answers to them: the one change migration 0008 allows."""
+    theirs = select(correction_requests.c.id).where(
+        correction_requests.c.organisation_id == organisation_id, correction_requests.c.member_id == member_id
+    )
+    await conn.execute(
+        update(correction_answers)
+        .where(correction_answers.c.organisation_id == organisation_id, correction_answers.c.correction_id.in_(theirs))
+        .values(answer=ERASED_DESCRIPTION)
+    )
+    should_be = correction_requests.c.what_it_should_be
+    await conn.execute(
+        update(correction_requests)
+        .where(correction_requests.c.organisation_id == organisation_id, correction_requests.c.member_id == member_id)
+        .values(
+            what_is_wrong=ERASED_DESCRIPTION,
+            what_it_should_be=case((should_be.is_(None), None), else_=ERASED_DESCRIPTION),
+        )
+    )
 
 
 async def _erase_descriptions(

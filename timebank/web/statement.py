@@ -14,6 +14,7 @@ from litestar.response import Stream, Template
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep
 from timebank.api.schemas import decode_cursor, encode_cursor
+from timebank.corrections.service import corrections_by_entry
 from timebank.db import Database
 from timebank.ledger import StatementCursor
 from timebank.reports.exports import statement_csv
@@ -65,6 +66,10 @@ async def statement_page(
     first, last = period_asked(today, month, start, end)
     cursor = StatementCursor(*decode_cursor(after)) if after else None
     found = await ledger.statement(db, ctx.organisation_id, account_id, first, last, after=cursor, limit=PAGE_SIZE)
+    # The account's own "Report a mistake" requests, shown on their entries with their answers.
+    corrections = await corrections_by_entry(
+        db, ctx.organisation_id, account_id, [entry.transaction_id for entry in found.entries]
+    )
     whole_month = first == month_of(first)[0] and last == month_of(first)[1]
     previous_month = month_of(first - dt.timedelta(days=1))[0]
     next_month = month_of(last + dt.timedelta(days=1))[0]
@@ -73,6 +78,7 @@ async def statement_page(
         "pages/statement.html",
         ctx=ctx,
         statement=found,
+        corrections=corrections,
         account_name=account_name,
         base_path=base_path,
         whole_month=whole_month,

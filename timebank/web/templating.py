@@ -6,6 +6,8 @@ Templates live in timebank/web/templates: ``base.html`` (the layout), ``macros/`
 ``govuk_frontend_jinja/components/<name>/macro.html``.
 """
 
+from zoneinfo import ZoneInfo
+
 from babel.lists import format_list
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 from litestar import Litestar
@@ -40,6 +42,8 @@ def create_environment(language: PageLocale) -> Environment:
     environment.filters["hours_in_words"] = lambda minutes: hours_in_words(minutes, language)
     environment.filters["long_date"] = language.format_date
     environment.filters["month_year"] = language.format_month
+    # A moment stored in UTC as the day it was in a time zone (the organisation's): "| local_day(ctx.timezone)".
+    environment.filters["local_day"] = lambda moment, zone: moment.astimezone(ZoneInfo(zone)).date()
     environment.filters["month_name"] = lambda text: language.format_month(parse_month(text))
     environment.filters["number"] = language.format_number
     # A text that comes as data but was written by us (a report's definitions, stored with a

@@ -1,0 +1,1 @@
+"""Correction requests: a member reports an entry of their own account as wrong; staff answer."""
