@@ -5,7 +5,7 @@ entry is refused exactly as one that does not exist. Staff and coordinators see 
 request of their organisation and answer each once. A request never changes the ledger:
 a coordinator corrects an entry with a reversal, and an answer given after it records it.
 
-Both tables are append-only (migration 0008): a request is open until its answer row exists.
+Both tables are append-only (migration 0009): a request is open until its answer row exists.
 """
 
 import datetime as dt
