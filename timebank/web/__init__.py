@@ -10,7 +10,20 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 
 from timebank.config import Settings
-from timebank.web import exchanges, group_activities, home, members, people, record_help, reports, signing_in, statement
+from timebank.web import (
+    access,
+    exchanges,
+    group_activities,
+    home,
+    members,
+    people,
+    record_help,
+    reports,
+    settings,
+    signing_in,
+    statement,
+    transactions,
+)
 from timebank.web.context import provide_page_context, provide_signed_in
 
 CSRF_COOKIE = "timebank_csrf"
@@ -28,6 +41,9 @@ def page_routes() -> list:
             *statement.ROUTES,
             *record_help.ROUTES,
             *reports.ROUTES,
+            *transactions.ROUTES,
+            *settings.ROUTES,
+            *access.ROUTES,
         ],
         # Every page in here is seen as an active member of the organisation in the path.
         dependencies={"ctx": Provide(provide_page_context)},

@@ -64,6 +64,10 @@ class PageContext:
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
 
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role is Role.COORDINATOR
+
     def require_staff(self) -> None:
         if not self.is_staff:
             raise PermissionDeniedException("only staff and coordinators may see this page")
