@@ -21,6 +21,7 @@ from timebank.ledger import errors
 from timebank.members import service
 from timebank.models import Role
 from timebank.web.context import PageContext, PageContextDep
+from timebank.web.members import require_staff_or_not_found
 from timebank.web.responses import page, see_other
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -33,6 +34,13 @@ class RoleForm(BaseModel):
 
 class ActiveForm(BaseModel):
     active: str = ""
+
+
+def _require_coordinator_about_someone(ctx: PageContext) -> None:
+    """A page about one person: not-found for a member (as every page about someone else),
+    not-allowed for staff."""
+    require_staff_or_not_found(ctx)
+    ctx.require_coordinator()
 
 
 def _access_path(ctx: PageContext, suffix: str = "") -> str:
@@ -79,7 +87,7 @@ async def _person_page(
     problem: str | None = None,
     status_code: int = 200,
 ) -> Template:
-    ctx.require_coordinator()
+    _require_coordinator_about_someone(ctx)
     person = next((p for p in await service.list_access(db, ctx.organisation_id) if p.id == member_id), None)
     if person is None:
         raise errors.NotFound(f"no member {member_id} in this organisation")
@@ -115,7 +123,7 @@ async def change_role(
     member_id: FromPath[int],
     data: Annotated[RoleForm, Form],
 ) -> Template | Redirect:
-    ctx.require_coordinator()
+    _require_coordinator_about_someone(ctx)
     try:
         role = Role(data.role)
     except ValueError:
@@ -139,7 +147,7 @@ async def set_active(
     member_id: FromPath[int],
     data: Annotated[ActiveForm, Form],
 ) -> Template | Redirect:
-    ctx.require_coordinator()
+    _require_coordinator_about_someone(ctx)
     if data.active not in ("yes", "no"):
         return await _person_page(db, settings, ctx, member_id, problem="not_understood", status_code=400)
     active = data.active == "yes"
@@ -154,7 +162,7 @@ async def set_active(
 async def clear_lockout(
     ctx: PageContextDep, db: DatabaseDep, settings: SettingsDep, member_id: FromPath[int]
 ) -> Template | Redirect:
-    ctx.require_coordinator()
+    _require_coordinator_about_someone(ctx)
     try:
         cleared = await service.clear_sign_in_lockout(db, ctx.organisation_id, member_id, editor_role=ctx.role)
     except errors.LedgerConflict:

@@ -29,6 +29,7 @@ from timebank.members.service import name_in_organisation
 from timebank.models import AccountKind, TransactionKind
 from timebank.web.context import PageContext, PageContextDep
 from timebank.web.ledger_refusals import ledger_problem
+from timebank.web.members import require_staff_or_not_found
 from timebank.web.responses import new_form_key, page, see_other
 
 
@@ -131,6 +132,7 @@ async def _reversal_page(
 
 async def _reversible(db: Database, ctx: PageContext, transaction_id: int) -> ledger.PostedTransaction:
     """The entry, for a coordinator; staff are refused (403) and members get not-found."""
+    require_staff_or_not_found(ctx)
     posted, _ = await _visible(db, ctx, transaction_id)
     ctx.require_coordinator()
     return posted
