@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from tests.api.conftest import ApiOrg, make_api_org
 from tests.web.support import signed_in, visible_text
 from timebank import ledger
+from timebank.auth import rate_limit
 from timebank.db import Database
 from timebank.members import service as members
 from timebank.models import Role, Transaction
@@ -227,6 +228,18 @@ class TestSettings:
         assert (await coordinator.post(path, {"category": str(transport.id), "confirmed": "yes"})).status_code == 303
         assert "Transport" not in (await orgs.get_organisation_details(db, org.id)).categories
 
+    async def test_change_it_shows_the_form_as_typed_and_too_low_a_minimum_is_refused(
+        self, app: Litestar, db: Database
+    ) -> None:
+        org = await make_api_org(db)
+        coordinator = await signed_in(app, db, org.coordinator)
+        path = f"/orgs/{org.slug}/settings/name"
+        again = await coordinator.post(path, {"value": "Riverside centre", "confirmed": "no"})
+        assert again.status_code == 200 and 'value="Riverside centre"' in again.text
+        too_low = await coordinator.post(f"/orgs/{org.slug}/settings/minimum-balance", {"value": "10001"})
+        assert too_low.status_code == 400 and "Enter 10,000 hours or fewer" in too_low.text
+        assert (await coordinator.get(f"/orgs/{org.slug}/settings/no-such-thing")).status_code == 404
+
 
 class TestAccess:
     async def test_a_coordinator_changes_a_role_and_the_list_shows_it(self, app: Litestar, db: Database) -> None:
@@ -247,3 +260,26 @@ class TestAccess:
         assert answer.status_code == 409 and "the only active coordinator" in answer.text
         assert 'value="member" checked' in answer.text  # what was chosen stays chosen
         assert (await members.get_member(db, org.id, org.coordinator.member_id)).role is Role.COORDINATOR
+
+    async def test_deactivates_and_reactivates(self, app: Litestar, db: Database) -> None:
+        org = await make_api_org(db)
+        coordinator = await signed_in(app, db, org.coordinator)
+        path = f"/orgs/{org.slug}/access/{org.other_member.member_id}/active"
+        assert (await coordinator.post(path, {"active": "no"})).status_code == 303
+        assert (await members.get_member(db, org.id, org.other_member.member_id)).is_active is False
+        assert (await coordinator.post(path, {"active": "yes"})).status_code == 303
+        assert (await members.get_member(db, org.id, org.other_member.member_id)).is_active is True
+        assert (await coordinator.post(path, {"active": "maybe"})).status_code == 400
+
+    async def test_clears_a_lockout_from_the_page(self, app: Litestar, db: Database) -> None:
+        org = await make_api_org(db)
+        for _ in range(5):
+            await rate_limit.record_failure(db, org.member.username, "10.1.1.1", window=dt.timedelta(minutes=15))
+        coordinator = await signed_in(app, db, org.coordinator)
+        path = f"/orgs/{org.slug}/access/{org.member.member_id}"
+        assert "Clear sign-in lockout" in (await coordinator.get(path)).text
+        cleared = await coordinator.post(path + "/lockout")
+        assert cleared.headers["location"].endswith("notice=lockout_cleared")
+        assert "Clear sign-in lockout" not in (await coordinator.get(path)).text
+        again = await coordinator.post(path + "/lockout")
+        assert again.headers["location"].endswith("notice=not_locked_out")

@@ -13,6 +13,8 @@ from timebank.ledger import errors
 from timebank.members.service import add_member
 from timebank.models import Account, AccountKind, Category, Member, Organisation, Role, Transaction, category_key
 
+# As the API's schema allows (orgs/schemas.py): far beyond any day centre's.
+LOWEST_MIN_BALANCE = -10_000 * 60
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # What a day service's time bank typically records; a coordinator can change them.
@@ -124,6 +126,10 @@ async def update_organisation(
         check_timezone(timezone)
     if min_balance_minutes is not None and min_balance_minutes > 0:
         raise errors.InvalidEntry("the minimum balance must be zero or negative")
+    if min_balance_minutes is not None and min_balance_minutes < LOWEST_MIN_BALANCE:
+        raise errors.InvalidEntry(
+            f"the minimum balance may be at most {-LOWEST_MIN_BALANCE // 60:,} hours below zero", reason="too_low"
+        )
     async with db.session() as session:
         # Locked first, then the accounts (when re-flooring), in the order a month close takes them.
         organisation = await session.get(Organisation, organisation_id, with_for_update=True)

@@ -128,6 +128,8 @@ async def _checked(db: Database, ctx: PageContext, change: str, form: SettingFor
                 if not value:
                     return {}, "no_minimum"
                 minimum = _minimum_typed(value)
+                if minimum < service.LOWEST_MIN_BALANCE:
+                    return {}, "minimum_too_low"
                 return {
                     "before": organisation.min_balance_minutes,
                     "after": minimum,
