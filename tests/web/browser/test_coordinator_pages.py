@@ -84,6 +84,17 @@ class TestReversing:
             expect(page.get_by_text("A correction that cancels an earlier entry").first).to_be_visible()
 
 
+class TestTransactionPage:
+    def test_a_member_sees_their_own_entry_and_no_button(self, page: Page, site: Site) -> None:
+        # Seeded: alice helped bob for 1 hour 30 minutes.
+        sign_in(page, "alice")
+        page.goto(f"/orgs/{site.slug}/exchanges/{site.live.seeded.transaction_ids[0]}")
+        expect(page.get_by_text("Your balance after this entry")).to_be_visible()
+        expect(page.get_by_text("Bob").first).to_be_visible()
+        expect(page.get_by_role("button", name="Reverse this exchange")).to_have_count(0)
+        checked(page, "transaction-member")
+
+
 class TestSettings:
     def test_a_tighter_minimum_balance_names_the_members_below_it(
         self, page: Page, site: Site, new_member: NewMember
@@ -114,6 +125,18 @@ class TestSettings:
         expect(page.get_by_text("Members will be able to spend more hours")).to_be_visible()
         page.get_by_role("button", name="Save this change").click()
         expect(page.locator("#settings")).to_contain_text("20 hours below zero")
+
+    def test_retiring_a_category_says_how_many_entries_use_it(self, page: Page, site: Site) -> None:
+        sign_in(page, "coordinator")
+        page.goto(f"/orgs/{site.slug}/settings")
+        page.get_by_role("link", name="Retire Events").click()
+        expect(page.get_by_text("0 entries use “Events”.")).to_be_visible()
+        checked(page, "settings-retire-category")
+        page.get_by_role("button", name="Save this change").click()
+        expect(page.get_by_role("link", name="Restore Events")).to_be_visible()
+        page.get_by_role("link", name="Restore Events").click()
+        page.get_by_role("button", name="Save this change").click()
+        expect(page.get_by_role("link", name="Retire Events")).to_be_visible()
 
     def test_a_refused_value_keeps_what_was_typed(self, page: Page, site: Site) -> None:
         sign_in(page, "coordinator")
