@@ -274,6 +274,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/members/{{member_id}}"):           Row((401, 200, 403, 200, 200, 404, 404), _the_member),
     ("PATCH", f"{ORG}/members/{{member_id}}"):         Row((401, 403, 403, 200, 200, 404, 404), _edit_member),
     ("GET", f"{ORG}/members/{{member_id}}/export"):    Row((401, 403, 403, 403, 200, 404, 404), _the_member),
+    ("DELETE", f"{ORG}/members/{{member_id}}/sign-in-lockout"):
+                                                       Row((401, 403, 403, 403, 204, 404, 404), _the_member),
     ("POST", f"{ORG}/members/{{member_id}}/erasure"):  Row((401, 403, 403, 403, 200, 404, 404), _erase_a_member),
     ("GET", f"{ORG}/accounts"):                        Row((401, 403, 403, 200, 200, 404, 404), _nothing),
     ("GET", f"{ORG}/accounts/{{account_id}}"):         Row((401, 200, 403, 200, 200, 404, 404), _the_account),

@@ -187,6 +187,38 @@ async def _a_request_to_answer(world: World, actor: Person | None) -> Call:
     )
 
 
+async def _a_fresh_exchange(world: World, actor: Person | None) -> Call:
+    # A new exchange for every caller: a reversal by one does not change what the next sees.
+    posted = await ledger.post_exchange(
+        world.db,
+        world.home.id,
+        giver_account_id=world.home.member.account_id,
+        receiver_account_id=world.home.other_member.account_id,
+        minutes=10,
+        occurred_on=dt.date(2026, 1, 8),
+        description="Watered the plants",
+        recorded_by=world.home.staff.user_id,
+        idempotency_key=uuid.uuid4().hex,
+    )
+    return Call(
+        params={"transaction_id": posted.id},
+        form={"reason": "Logged twice", "idempotency_key": uuid.uuid4().hex},
+    )
+
+
+async def _a_setting(world: World, actor: Person | None) -> Call:
+    # The check step only: nothing is saved, so the organisation stays as it was.
+    return Call(params={"change": "name"}, form={"value": "A new name"})
+
+
+async def _same_role(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"role": "member"})
+
+
+async def _still_active(world: World, actor: Person | None) -> Call:
+    return Call(params={"member_id": world.home.other_member.member_id}, form={"active": "yes"})
+
+
 ORG = "/orgs/{org:str}"
 MEMBER = ORG + "/members/{member_id:int}"
 
@@ -213,6 +245,23 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),
     ("GET", ORG + "/exchanges/{transaction_id:int}/logged"):
                                                    Row((303, 404, 200, 200, 404), _an_exchange),
+    ("GET", ORG + "/exchanges/{transaction_id:int}"):
+                                                   Row((303, 200, 200, 200, 404), _an_exchange),
+    ("GET", ORG + "/exchanges/{transaction_id:int}/reverse"):
+                                                   Row((303, 404, 403, 200, 404), _a_fresh_exchange),
+    ("POST", ORG + "/exchanges/{transaction_id:int}/reverse"):
+                                                   Row((303, 404, 403, 303, 404), _a_fresh_exchange),
+    ("GET", ORG + "/settings"):                    Row((303, 403, 403, 200, 404), _nothing),
+    ("GET", ORG + "/settings/{change:str}"):       Row((303, 403, 403, 200, 404), _a_setting),
+    ("POST", ORG + "/settings/{change:str}"):      Row((303, 403, 403, 200, 404), _a_setting),
+    ("GET", ORG + "/access"):                      Row((303, 403, 403, 200, 404), _nothing),
+    ("GET", ORG + "/access/{member_id:int}"):      Row((303, 404, 403, 200, 404), _plain_member),
+    ("POST", ORG + "/access/{member_id:int}/role"):
+                                                   Row((303, 404, 403, 303, 404), _same_role),
+    ("POST", ORG + "/access/{member_id:int}/active"):
+                                                   Row((303, 404, 403, 303, 404), _still_active),
+    ("POST", ORG + "/access/{member_id:int}/lockout"):
+                                                   Row((303, 404, 403, 303, 404), _plain_member),
     ("GET", ORG + "/group-activities/new"):        Row((303, 403, 200, 200, 404), _nothing),
     ("POST", ORG + "/group-activities/new"):       Row((303, 403, 400, 400, 404), _nothing),
     ("POST", ORG + "/group-activities/confirm"):   Row((303, 403, 400, 400, 404), _nothing),

@@ -94,7 +94,12 @@ async def pseudo_org(db: Database) -> ApiOrg:
 async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     """Every GET page for each kind of person, and the pages that only a mistake shows."""
     rendered = {}
-    for who, person in [("anonymous", None), ("member", org.member), ("staff", org.staff)]:
+    for who, person in [
+        ("anonymous", None),
+        ("member", org.member),
+        ("staff", org.staff),
+        ("coordinator", org.coordinator),
+    ]:
         for method, path in PAGE_MATRIX:
             if method != "GET":
                 continue
@@ -138,6 +143,7 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     )
     assert logged.status_code == 303, logged.text
     rendered["exchange logged"] = (await staff.get(logged.headers["location"])).text
+    entry = logged.headers["location"].removesuffix("/logged")
     groups = f"/orgs/{org.slug}/group-activities/new"
     rendered["group refused"] = (
         await staff.post(groups, {"receiver-0": "Nobody at all", "receiver-0-hours": "x"})
@@ -166,6 +172,7 @@ async def pages_of(app: Litestar, db: Database, org: ApiOrg) -> dict[str, str]:
     rendered["member with entries"] = (await staff.get(f"/orgs/{org.slug}/members/{org.member.member_id}")).text
     group_id = int(logged.headers["location"].split("/")[-2])
     rendered.update(await correction_pages(app, db, org, member, staff, entry=group_id))
+    rendered.update(await coordinator_pages(app, db, org, entry))
     return rendered
 
 
@@ -194,6 +201,42 @@ async def correction_pages(
     return rendered
 
 
+async def coordinator_pages(app: Litestar, db: Database, org: ApiOrg, entry: str) -> dict[str, str]:
+    """A transaction, its reversal, the settings and access pages, as a coordinator sees them."""
+    coordinator = await signed_in(app, db, org.coordinator)
+    rendered = {
+        "entry": (await coordinator.get(entry)).text,
+        "reverse": (await coordinator.get(entry + "/reverse")).text,
+    }
+    rendered["reverse refused"] = (
+        await coordinator.post(entry + "/reverse", {"idempotency_key": "r-" + org.slug})
+    ).text
+    reversed_ = await coordinator.post(
+        entry + "/reverse", {"idempotency_key": "r-" + org.slug, "reason": "Dug the beds"}
+    )
+    assert reversed_.status_code == 303, reversed_.text
+    rendered["reversal"] = (await coordinator.get(reversed_.headers["location"])).text
+    rendered["reversed entry"] = (await coordinator.get(entry)).text
+    settings = f"/orgs/{org.slug}/settings"
+    for change in ("name", "timezone", "minimum-balance", "hourly-value", "add-category"):
+        rendered[f"settings {change}"] = (await coordinator.get(f"{settings}/{change}")).text
+        rendered[f"settings {change} refused"] = (await coordinator.post(f"{settings}/{change}", {"value": ""})).text
+    checks = {
+        "name": {"value": "Dug the beds"},
+        "timezone": {"value": "Pacific/Kiritimati"},
+        "minimum-balance": {"value": "0"},
+        "hourly-value": {"value": "12.60", "basis": "Dug the beds"},
+        "add-category": {"value": "Dug the beds"},
+    }
+    for change, form in checks.items():
+        rendered[f"settings {change} check"] = (await coordinator.post(f"{settings}/{change}", form)).text
+    rendered["access"] = (await coordinator.get(f"/orgs/{org.slug}/access")).text
+    person = f"/orgs/{org.slug}/access/{org.coordinator.member_id}"
+    rendered["access person"] = (await coordinator.get(person)).text
+    rendered["last coordinator"] = (await coordinator.post(person + "/role", {"role": "staff"})).text
+    return rendered
+
+
 async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: Database, pseudo_org: ApiOrg) -> None:
     # Names are data: the organisation's, its people's and its categories'.
     data = {
@@ -202,6 +245,10 @@ async def test_every_page_shows_only_translated_text(pseudo_app: Litestar, db: D
         "Member Other",
         pseudo_org.other_member.username,
         pseudo_org.member.username,
+        pseudo_org.staff.username,
+        pseudo_org.coordinator.username,
+        "Europe/London",
+        "Pacific/Kiritimati",
         "Dug the beds",
         REPORTED,
         ANSWERED,

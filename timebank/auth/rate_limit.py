@@ -46,10 +46,7 @@ async def check_not_throttled(
         ).all()
     waits = []
     for row in rows:
-        started = (
-            row.window_started_at if row.window_started_at.tzinfo else row.window_started_at.replace(tzinfo=dt.UTC)
-        )
-        ends = started + window
+        ends = _as_utc(row.window_started_at) + window
         if row.failures >= limits[row.bucket] and ends > now:
             waits.append(math.ceil((ends - now).total_seconds()))
     if waits:
@@ -78,3 +75,43 @@ async def clear_user_failures(db: Database, username: str) -> None:
     """A successful sign-in forgives that username's earlier failures (not the client's)."""
     async with db.transaction() as conn:
         await conn.execute(delete(failures).where(failures.c.bucket == buckets(username, "")["user"]))
+
+
+async def clear_lockout(db: Database, username: str) -> bool:
+    """A coordinator forgives a username's failures, so its owner can sign in at once.
+
+    Only the username's bucket: a client bucket counts every failure from one address
+    (a centre's shared computers share one) without saying whose they were, so clearing
+    it would also forgive someone else's guessing. The per-client limit is set well
+    above the per-user one (config.py) so that one person's mistyping locks out only
+    their own username. True if there was anything to clear.
+    """
+    async with db.transaction() as conn:
+        cleared = await conn.execute(delete(failures).where(failures.c.bucket == buckets(username, "")["user"]))
+    return bool(cleared.rowcount)
+
+
+async def locked_out_usernames(db: Database, usernames: list[str], *, per_user: int, window: dt.timedelta) -> set[str]:
+    """Which of ``usernames`` have used up their failures in the current window (whatever
+    the address, ``check_not_throttled`` refuses them)."""
+    by_bucket = {buckets(name, "")["user"]: name for name in usernames}
+    if not by_bucket:
+        return set()
+    now = dt.datetime.now(dt.UTC)
+    async with db.autocommit() as conn:
+        rows = (
+            await conn.execute(
+                select(failures.c.bucket, failures.c.failures, failures.c.window_started_at).where(
+                    failures.c.bucket.in_(list(by_bucket))
+                )
+            )
+        ).all()
+    return {
+        by_bucket[row.bucket]
+        for row in rows
+        if row.failures >= per_user and _as_utc(row.window_started_at) + window > now
+    }
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC

@@ -48,12 +48,22 @@ def _limits(settings: Settings) -> dict:
 
 
 async def authenticate(db: Database, settings: Settings, username: str, password: str, client: str) -> Authenticated:
-    """The active user with this username and password.
+    """Sign in: the active user with this username and password, whose last sign-in is now.
 
     Raises ``SignInThrottled`` when the username or the client has used up its failures,
     ``WrongCredentials`` otherwise (counted as a failure). A success forgives the
     username's earlier failures.
     """
+    user = await _check_password(db, settings, username, password, client)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(users).where(users.c.id == user.user_id).values(last_signed_in_at=dt.datetime.now(dt.UTC))
+        )
+    return user
+
+
+async def _check_password(db: Database, settings: Settings, username: str, password: str, client: str) -> Authenticated:
+    """``authenticate`` without counting as a sign-in (changing a password asks for the current one)."""
     username = normalise_username(username)
     limits = _limits(settings)
     await rate_limit.check_not_throttled(db, username, client, **limits)
@@ -94,7 +104,7 @@ async def change_password(
     """
     check_new_password(new_password)
     try:
-        await authenticate(db, settings, username, current_password, client)
+        await _check_password(db, settings, username, current_password, client)
     except WrongCredentials:
         raise WrongCurrentPassword from None
     new_hash = await asyncio.to_thread(hash_password, new_password)

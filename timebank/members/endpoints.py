@@ -2,8 +2,9 @@
 
 from typing import Annotated
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from timebank.api.dependencies import DatabaseDep, OrgContextDep
 from timebank.api.schemas import amount, error_responses
@@ -12,6 +13,7 @@ from timebank.members.service import (
     MemberView,
     check_may_edit,
     check_may_register,
+    clear_sign_in_lockout,
     create_member,
     get_member,
     list_members,
@@ -113,3 +115,15 @@ class MemberController(Controller):
             is_active=data.is_active,
         )
         return _public(await get_member(db, ctx.organisation_id, member_id))
+
+    @delete(
+        "/{member_id:int}/sign-in-lockout",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Clear a member's sign-in lockout (coordinators)",
+        description="Forgives the failed sign-ins counted against the member's username, so they can sign "
+        "in at once. The count per address (a centre's shared computers share one) stays: it does not say "
+        "whose failures it holds. 409 if the member has no sign-in; 204 whether or not they were locked out.",
+        responses=error_responses(401, 403, 404, 409, 503),
+    )
+    async def clear_lockout(self, member_id: FromPath[int], ctx: OrgContextDep, db: DatabaseDep) -> None:
+        await clear_sign_in_lockout(db, ctx.organisation_id, member_id, editor_role=ctx.role)

@@ -8,6 +8,7 @@ from sqlalchemy import and_, update
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from timebank.auth import rate_limit
 from timebank.auth.context import STAFF_ROLES
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
 from timebank.auth.service import end_browser_sessions_of, give_temporary_password
@@ -378,3 +379,67 @@ async def _active_coordinators(session: AsyncSession, organisation_id: int) -> i
             )
         )
     ).one()
+
+
+@dataclass(frozen=True)
+class AccessView:
+    """A member as the "Roles and access" page shows them: role, whether active, sign-in."""
+
+    id: int
+    display_name: str
+    role: Role
+    is_active: bool
+    username: str | None
+    last_signed_in_at: dt.datetime | None
+
+
+async def list_access(db: Database, organisation_id: int) -> list[AccessView]:
+    """Every member of the organisation, active or not, by name, with their sign-in if any."""
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(
+                    Member.id,
+                    Member.display_name,
+                    Member.role,
+                    Member.is_active,
+                    User.username,
+                    User.last_signed_in_at,
+                )
+                .outerjoin(User, User.id == Member.user_id)
+                .where(Member.organisation_id == organisation_id)
+                .order_by(Member.display_name, Member.id)
+            )
+        ).all()
+    return [AccessView(*row[:5], _as_utc(row[5])) for row in rows]
+
+
+def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment  # SQLite: naive UTC
+
+
+async def clear_sign_in_lockout(db: Database, organisation_id: int, member_id: int, *, editor_role: Role) -> bool:
+    """A coordinator lets a member who is locked out by failed sign-ins try again at once.
+
+    Clears the failures counted against the member's username (auth/rate_limit.py:
+    ``clear_lockout`` says why the shared address's count stays). True if there were any.
+    """
+    if editor_role is not Role.COORDINATOR:
+        raise errors.NotAllowed("only a coordinator may clear a sign-in lockout")
+    async with db.session() as session:
+        member = await _member_in(session, organisation_id, member_id)
+        user = await session.get(User, member.user_id) if member.user_id is not None else None
+    if user is None:
+        raise errors.LedgerConflict("this member has no sign-in", reason="no_sign_in")
+    return await rate_limit.clear_lockout(db, user.username)
+
+
+async def name_in_organisation(db: Database, organisation_id: int, user_id: int) -> str | None:
+    """What the organisation calls a user (who recorded an entry): their member name here, or
+    None if they are not a member of it (a site administrator, say)."""
+    async with db.session() as session:
+        return (
+            await session.exec(
+                select(Member.display_name).where(Member.organisation_id == organisation_id, Member.user_id == user_id)
+            )
+        ).first()

@@ -26,3 +26,6 @@ class User(SQLModel, table=True):
     # sign-in; until then the pages ask for it and the API refuses all but POST /api/v1/me/password.
     must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: dt.datetime = created_at_field()
+    # Set at each successful sign-in, by the pages or the API (auth/service.py: authenticate);
+    # NULL for someone who has never signed in.
+    last_signed_in_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

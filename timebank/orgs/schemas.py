@@ -7,6 +7,7 @@ from timebank.api.schemas import Amount, HoursText, InputModel, WholeNumber
 from timebank.ledger import errors
 from timebank.ledger.amounts import hours_to_minutes
 from timebank.models import category_key
+from timebank.orgs.service import LOWEST_MIN_BALANCE
 
 MinBalanceMinutes = StrictInt
 
@@ -24,7 +25,7 @@ def _min_balance_from_hours(value: object) -> int:
 
 
 class _MinBalanceInput(InputModel):
-    min_balance_minutes: WholeNumber | None = Field(default=None, le=0, ge=-10_000 * 60)
+    min_balance_minutes: WholeNumber | None = Field(default=None, le=0, ge=LOWEST_MIN_BALANCE)
     min_balance_hours: HoursText | None = None
 
     @field_validator("min_balance_hours", mode="before")

@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import case, update
-from sqlmodel import select
+from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
 from timebank.ledger import errors
 from timebank.members.service import add_member
-from timebank.models import Account, AccountKind, Category, Organisation, Role, category_key
+from timebank.models import Account, AccountKind, Category, Member, Organisation, Role, Transaction, category_key
 
+# As the API's schema allows (orgs/schemas.py): far beyond any day centre's.
+LOWEST_MIN_BALANCE = -10_000 * 60
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # What a day service's time bank typically records; a coordinator can change them.
@@ -124,6 +126,10 @@ async def update_organisation(
         check_timezone(timezone)
     if min_balance_minutes is not None and min_balance_minutes > 0:
         raise errors.InvalidEntry("the minimum balance must be zero or negative")
+    if min_balance_minutes is not None and min_balance_minutes < LOWEST_MIN_BALANCE:
+        raise errors.InvalidEntry(
+            f"the minimum balance may be at most {-LOWEST_MIN_BALANCE // 60:,} hours below zero", reason="too_low"
+        )
     async with db.session() as session:
         # Locked first, then the accounts (when re-flooring), in the order a month close takes them.
         organisation = await session.get(Organisation, organisation_id, with_for_update=True)
@@ -211,3 +217,162 @@ async def get_organisation_details(db: Database, organisation_id: int) -> Organi
             ).all()
         )
     return OrganisationDetails(organisation, list(names), shared[AccountKind.AGENCY], shared[AccountKind.POT])
+
+
+MAX_CATEGORY_NAME = 80
+
+
+@dataclass(frozen=True)
+class CategoryInUse:
+    """A category on the settings page: retired ones too, with how many entries use it."""
+
+    id: int
+    name: str
+    is_active: bool
+    entries: int
+
+
+async def list_categories(db: Database, organisation_id: int) -> list[CategoryInUse]:
+    """Every category of the organisation, active and retired, by name."""
+    entries = (
+        select(func.count())
+        .select_from(Transaction)
+        .where(Transaction.organisation_id == organisation_id, Transaction.category_id == Category.id)
+        .scalar_subquery()
+    )
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(Category.id, Category.name, Category.is_active, entries)
+                .where(Category.organisation_id == organisation_id)
+                .order_by(Category.name)
+            )
+        ).all()
+    return [CategoryInUse(*row) for row in rows]
+
+
+def check_category_name(name: str) -> str:
+    """The name with its spacing tidied, or refused (``reason`` says why, for the pages)."""
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise errors.InvalidEntry("a category needs a name", field="name", reason="no_name")
+    if len(cleaned) > MAX_CATEGORY_NAME:
+        raise errors.InvalidEntry(
+            f"a category name must be at most {MAX_CATEGORY_NAME} characters", field="name", reason="too_long"
+        )
+    return cleaned
+
+
+async def _same_name(session: AsyncSession, organisation_id: int, name: str, except_id: int | None = None) -> None:
+    """Refuse a name another category of the organisation already has (retired ones too:
+    restore that one instead, so old entries and new share one category)."""
+    other = (
+        await session.exec(
+            select(Category).where(
+                Category.organisation_id == organisation_id,
+                Category.name_key == category_key(name),
+                Category.id != (except_id or 0),
+            )
+        )
+    ).first()
+    if other is not None:
+        raise errors.LedgerConflict(
+            f"there is already a category called {other.name!r}",
+            field="name",
+            reason="name_taken" if other.is_active else "name_retired",
+            name=other.name,
+        )
+
+
+async def check_category_name_free(
+    db: Database, organisation_id: int, name: str, *, except_id: int | None = None
+) -> None:
+    """Refuse (``LedgerConflict``, reason ``name_taken`` or ``name_retired``) a name another
+    category already has: the check step asks before anything is saved."""
+    async with db.session() as session:
+        await _same_name(session, organisation_id, name, except_id)
+
+
+async def add_category(db: Database, organisation_id: int, name: str) -> int:
+    """A new category, offered on every form from now on. Its id."""
+    name = check_category_name(name)
+    async with db.session() as session:
+        await _same_name(session, organisation_id, name)
+        category = Category.named(organisation_id, name)
+        session.add(category)
+        await session.commit()
+        assert category.id is not None
+        return category.id
+
+
+async def _category_in(session: AsyncSession, organisation_id: int, category_id: int) -> Category:
+    found = (
+        await session.exec(
+            select(Category).where(Category.organisation_id == organisation_id, Category.id == category_id)
+        )
+    ).first()
+    if found is None:
+        raise errors.NotFound(f"no category {category_id} in this organisation")
+    return found
+
+
+async def get_category(db: Database, organisation_id: int, category_id: int) -> CategoryInUse:
+    for category in await list_categories(db, organisation_id):
+        if category.id == category_id:
+            return category
+    raise errors.NotFound(f"no category {category_id} in this organisation")
+
+
+async def rename_category(db: Database, organisation_id: int, category_id: int, name: str) -> None:
+    """Give a category a new name. The same row keeps its id, so every entry already in it,
+    however old, shows the new name (``update_organisation(categories=...)`` matches by
+    name instead: a new name there is a new category)."""
+    name = check_category_name(name)
+    async with db.session() as session:
+        await _category_in(session, organisation_id, category_id)
+        await _same_name(session, organisation_id, name, except_id=category_id)
+        # A Core statement naming the organisation: the ORM would update by id alone.
+        await session.exec(
+            update(Category)
+            .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]
+            .values(name=name, name_key=category_key(name))
+        )
+        await session.commit()
+
+
+async def set_category_active(db: Database, organisation_id: int, category_id: int, active: bool) -> None:
+    """Retire a category (no new entries in it; old entries keep it) or restore one."""
+    async with db.session() as session:
+        await _category_in(session, organisation_id, category_id)
+        await session.exec(
+            update(Category)
+            .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]
+            .values(is_active=active)
+        )
+        await session.commit()
+
+
+@dataclass(frozen=True)
+class MemberBelow:
+    member_id: int
+    display_name: str
+    balance_minutes: int
+
+
+async def members_below(db: Database, organisation_id: int, minimum_minutes: int) -> list[MemberBelow]:
+    """Members whose balance is already below ``minimum_minutes``, lowest first: what
+    tightening the minimum balance would hold at their balance (``_refloor_member_accounts``)."""
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(Member.id, Member.display_name, Account.balance_minutes)
+                .join(Account, (Account.organisation_id == Member.organisation_id) & (Account.member_id == Member.id))
+                .where(
+                    Member.organisation_id == organisation_id,
+                    Account.kind == AccountKind.MEMBER,
+                    Account.balance_minutes < minimum_minutes,
+                )
+                .order_by(Account.balance_minutes, Member.display_name)
+            )
+        ).all()
+    return [MemberBelow(*row) for row in rows]

@@ -346,7 +346,7 @@ async def _erase_login(conn: AsyncConnection, organisation_id: int, member_id: i
 
 
 async def _erase_correction_words(conn: AsyncConnection, organisation_id: int, member_id: int) -> None:
-    """Their "Report a mistake" words and the answers to them: the one change migration 0008 allows."""
+    """Their "Report a mistake" words and the answers to them: the one change migration 0009 allows."""
     theirs = select(correction_requests.c.id).where(
         correction_requests.c.organisation_id == organisation_id, correction_requests.c.member_id == member_id
     )

@@ -11,6 +11,7 @@ from litestar.di import Provide
 
 from timebank.config import Settings
 from timebank.web import (
+    access,
     corrections,
     exchanges,
     group_activities,
@@ -19,8 +20,10 @@ from timebank.web import (
     people,
     record_help,
     reports,
+    settings,
     signing_in,
     statement,
+    transactions,
 )
 from timebank.web.context import provide_page_context, provide_signed_in
 
@@ -40,6 +43,9 @@ def page_routes() -> list:
             *record_help.ROUTES,
             *reports.ROUTES,
             *corrections.ROUTES,
+            *transactions.ROUTES,
+            *settings.ROUTES,
+            *access.ROUTES,
         ],
         # Every page in here is seen as an active member of the organisation in the path.
         dependencies={"ctx": Provide(provide_page_context)},

@@ -69,6 +69,10 @@ class PageContext:
         """Today in the organisation's time zone: the date pages suggest and check against."""
         return today_in(self.timezone)
 
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role is Role.COORDINATOR
+
     def require_staff(self) -> None:
         if not self.is_staff:
             raise PermissionDeniedException("only staff and coordinators may see this page")

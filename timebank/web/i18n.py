@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -49,6 +49,10 @@ class PageLocale:
     def format_month(self, value: dt.date) -> str:
         """A month as people write it: November 2026."""
         return format_date(value, format="MMMM y", locale=self.locale)
+
+    def format_clock_time(self, value: dt.datetime) -> str:
+        """The time of day, already in the organisation's time zone: 14:05."""
+        return format_time(value, format="short", locale=self.locale)
 
     def format_number(self, value: int) -> str:
         """A whole number with the locale's grouping: 10,000."""

@@ -46,6 +46,7 @@ def create_environment(language: PageLocale) -> Environment:
     environment.filters["local_day"] = lambda moment, zone: moment.astimezone(ZoneInfo(zone)).date()
     environment.filters["month_name"] = lambda text: language.format_month(parse_month(text))
     environment.filters["number"] = language.format_number
+    environment.filters["clock_time"] = language.format_clock_time
     # A text that comes as data but was written by us (a report's definitions, stored with a
     # closed month): through the catalogue when it holds it, as it is otherwise.
     environment.filters["translated"] = language.gettext
