@@ -189,7 +189,7 @@ async def _reverse(world: World, actor: Person | None, target: Person) -> Call:
 
 async def _erase_a_member(world: World, actor: Person | None, target: Person) -> Call:
     name = f"Leaver {uuid.uuid4().hex[:6]}"
-    new = await create_member(world.db, world.home.id, display_name=name)
+    new = await create_member(world.db, world.home.id, display_name=name, changed_by=None)
     return Call(params={"member_id": new.member.id}, json={"confirm_display_name": name})
 
 
@@ -341,7 +341,7 @@ async def test_each_caller_gets_the_status_in_the_matrix(
 
 
 async def _fresh_member(world: World, role: Role) -> int:
-    new = await create_member(world.db, world.home.id, display_name=f"Fresh {role.value}", role=role)
+    new = await create_member(world.db, world.home.id, display_name=f"Fresh {role.value}", role=role, changed_by=None)
     assert new.member.id is not None
     return new.member.id
 

@@ -70,6 +70,7 @@ async def scene(fresh_db: Database):
     new = await create_member(
         fresh_db, org.id, display_name=person.name, email=person.email, username=person.username,
         password="a long enough password 123",
+        changed_by=None,
     )  # fmt: skip
     departing = new.account.id
     friend, neighbour, third = await org.member("Friend"), await org.member("Neighbour"), await org.member("Third")
@@ -152,6 +153,7 @@ class TestErasure:
         coordinator = await create_member(
             db, org.id, display_name="Only Coordinator", role=Role.COORDINATOR, username=f"c-{new_key()[:8]}",
             password="a long enough password 123",
+            changed_by=None,
         )  # fmt: skip
         with pytest.raises(errors.LedgerConflict, match="last active coordinator"):
             await erase_member(db, org.id, coordinator.member.id, by_user_id=None)
@@ -163,8 +165,9 @@ class TestErasure:
         new = await create_member(
             fresh_db, org.id, display_name="Shared Login", username=f"shared-{new_key()[:8]}",
             password="a long enough password 123",
+            changed_by=None,
         )  # fmt: skip
-        second = await create_member(fresh_db, elsewhere.id, display_name="Shared Login")
+        second = await create_member(fresh_db, elsewhere.id, display_name="Shared Login", changed_by=None)
         async with fresh_db.engine.begin() as conn:
             await conn.execute(
                 update(second.member.__table__)

@@ -112,7 +112,7 @@ async def _same_details(world: World, actor: Person | None) -> Call:
 
 
 async def _member_without_sign_in(world: World, actor: Person | None) -> Call:
-    new = await create_member(world.db, world.home.id, display_name="Never signed in")
+    new = await create_member(world.db, world.home.id, display_name="Never signed in", changed_by=None)
     username = f"given-{uuid.uuid4().hex[:10]}"
     return Call(params={"member_id": new.member.id}, form={"username": username, "password": PASSWORD})
 

@@ -56,6 +56,7 @@ class MemberController(Controller):
             password=data.password,
             email=data.email,
             joined_on=data.joined_on,
+            changed_by=ctx.caller.user_id,
         )
         assert new.member.id is not None
         return _public(await get_member(db, ctx.organisation_id, new.member.id))
@@ -111,5 +112,6 @@ class MemberController(Controller):
             email=data.email,
             role=data.role,
             is_active=data.is_active,
+            changed_by=ctx.caller.user_id,
         )
         return _public(await get_member(db, ctx.organisation_id, member_id))

@@ -9,6 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.members.service import add_member
 from timebank.models import Account, AccountKind, Category, Organisation, Role, category_key
@@ -54,11 +55,14 @@ async def create_organisation(
     min_balance_minutes: int = -20 * 60,
     categories: tuple[str, ...] = DEFAULT_CATEGORIES,
     first_coordinator: "FirstCoordinator | None" = None,
+    changed_by: int | None,
 ) -> Organisation:
     """A new organisation with its agency account, its community pot and its categories.
 
     With ``first_coordinator``, also its first coordinator's membership and login,
     in the same transaction: an organisation never exists without someone to run it.
+    Their registration is the first row of its history (``changed_by``: the site
+    administrator, None for the command line).
     """
     check_slug(slug)
     check_timezone(timezone)
@@ -87,6 +91,7 @@ async def create_organisation(
                 role=Role.COORDINATOR,
                 username=first_coordinator.username,
                 password=first_coordinator.password,
+                changed_by=changed_by,
             )
         await session.commit()
         return organisation
@@ -115,8 +120,13 @@ async def update_organisation(
     timezone: str | None = None,
     min_balance_minutes: int | None = None,
     categories: list[str] | None = None,
+    changed_by: int | None,
 ) -> None:
     """Change an organisation's settings; only what is given changes.
+
+    What changed is in the history, in the same transaction: one row for the settings
+    (name, time zone, minimum balance; before and after) and one per category added,
+    renamed, retired or brought back.
 
     Not ``books_closed_through``: only closing a month moves it (``timebank.reports.closing``).
     """
@@ -129,15 +139,22 @@ async def update_organisation(
         organisation = await session.get(Organisation, organisation_id, with_for_update=True)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-        if name is not None:
-            organisation.name = name.strip()
-        if timezone is not None:
-            organisation.timezone = timezone
-        if min_balance_minutes is not None and min_balance_minutes != organisation.min_balance_minutes:
-            await _refloor_member_accounts(session, organisation_id, min_balance_minutes)
-            organisation.min_balance_minutes = min_balance_minutes
+        wanted = {"name": name.strip() if name is not None else None, "timezone": timezone}
+        wanted["min_balance_minutes"] = min_balance_minutes
+        before, after = {}, {}
+        for setting, value in wanted.items():
+            if value is not None and value != getattr(organisation, setting):
+                before[setting], after[setting] = getattr(organisation, setting), value
+        if "min_balance_minutes" in after:
+            await _refloor_member_accounts(session, organisation_id, after["min_balance_minutes"])
+        for setting, value in after.items():
+            setattr(organisation, setting, value)
+        if after:
+            await record_change(
+                session, organisation_id, ChangeKind.SETTINGS_CHANGED, changed_by=changed_by, before=before, after=after
+            )
         if categories is not None:
-            await _set_categories(session, organisation_id, categories)
+            await _set_categories(session, organisation_id, categories, changed_by)
         session.add(organisation)
         await session.commit()
 
@@ -162,23 +179,37 @@ async def _refloor_member_accounts(session: AsyncSession, organisation_id: int, 
     )
 
 
-async def _set_categories(session: AsyncSession, organisation_id: int, names: list[str]) -> None:
+async def _set_categories(
+    session: AsyncSession, organisation_id: int, names: list[str], changed_by: int | None
+) -> None:
     existing = {
-        category.name_key: category
+        category.name_key: (category.id, category.name, category.is_active)
         for category in (await session.exec(select(Category).where(Category.organisation_id == organisation_id))).all()
     }
     wanted = {category_key(name): name for name in names}
-    for key, category in existing.items():
+    for key, (category_id, old_name, was_active) in existing.items():
+        new_name, active = wanted.get(key, old_name), key in wanted
+        if (new_name, active) == (old_name, was_active):
+            continue
         # A Core statement naming the organisation: the ORM would update by id alone. A new
         # spelling of the same name keeps its key.
         await session.exec(
             update(Category)
-            .where(Category.organisation_id == organisation_id, Category.id == category.id)  # type: ignore[arg-type]
-            .values(is_active=key in wanted, name=wanted.get(key, category.name))
+            .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]
+            .values(is_active=active, name=new_name)
         )
+        if active != was_active:
+            kind = ChangeKind.CATEGORY_RESTORED if active else ChangeKind.CATEGORY_RETIRED
+            before, after = {"category": old_name, "active": was_active}, {"category": new_name, "active": active}
+        else:
+            kind, before, after = ChangeKind.CATEGORY_RENAMED, {"category": old_name}, {"category": new_name}
+        await record_change(session, organisation_id, kind, changed_by=changed_by, before=before, after=after)
     for key, name in wanted.items():
         if key not in existing:
             session.add(Category.named(organisation_id, name))
+            await record_change(
+                session, organisation_id, ChangeKind.CATEGORY_ADDED, changed_by=changed_by, after={"category": name}
+            )
 
 
 @dataclass(frozen=True)
