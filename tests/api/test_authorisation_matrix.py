@@ -243,6 +243,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/hourly-rates"):                    Row((401, 403, 403, 200, 200, 404, 404), _nothing),
     ("POST", f"{ORG}/hourly-rates"):                   Row((401, 403, 403, 403, 201, 404, 404), _a_rate),
     ("GET", f"{ORG}/exports/ledger"):                  Row((401, 403, 403, 200, 200, 404, 404), _a_date_range),
+    ("GET", f"{ORG}/history"):                         Row((401, 403, 403, 200, 200, 404, 404), _nothing),
 }
 # fmt: on
 

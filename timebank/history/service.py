@@ -141,10 +141,11 @@ async def list_changes(
     *,
     member_id: int | None = None,
     kind: ChangeKind | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
     offset: int = 0,
 ) -> tuple[list[ChangeRow], int]:
-    """A page of the organisation's history, newest first, and how many rows match in all."""
+    """A page of the organisation's history, newest first, and how many rows match in all
+    (``limit=None``: every row, for the CSV; a day service's history is thousands of rows)."""
     conditions = _filters(organisation_id, member_id, kind)
     query = (
         select(
