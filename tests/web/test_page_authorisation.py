@@ -188,6 +188,8 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/reports/csv"):                 Row((303, 403, 200, 200, 404), _a_month),
     ("GET", f"{ORG}/reports/close"):               Row((303, 403, 403, 200, 404), _a_month),
     ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 409, 404), _close_this_month),
+    ("GET", f"{ORG}/history"):                     Row((303, 403, 200, 200, 404), _nothing),
+    ("GET", f"{ORG}/history/csv"):                 Row((303, 403, 200, 200, 404), _nothing),
     ("GET", ORG + "/exchanges/new"):               Row((303, 403, 200, 200, 404), _nothing),
     # An empty form: the form again, with its problems.
     ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),

@@ -65,6 +65,4 @@ class HistoryController(Controller):
         rows, total = await list_changes(
             db, ctx.organisation_id, member_id=member_id, kind=kind, limit=limit, offset=offset
         )
-        return Response(
-            ChangePage(items=[change_public(row) for row in rows], total=total, limit=limit, offset=offset)
-        )
+        return Response(ChangePage(items=[change_public(row) for row in rows], total=total, limit=limit, offset=offset))

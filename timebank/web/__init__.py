@@ -10,7 +10,18 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 
 from timebank.config import Settings
-from timebank.web import exchanges, group_activities, home, members, people, record_help, reports, signing_in, statement
+from timebank.web import (
+    exchanges,
+    group_activities,
+    history,
+    home,
+    members,
+    people,
+    record_help,
+    reports,
+    signing_in,
+    statement,
+)
 from timebank.web.context import provide_page_context, provide_signed_in
 
 CSRF_COOKIE = "timebank_csrf"
@@ -28,6 +39,7 @@ def page_routes() -> list:
             *statement.ROUTES,
             *record_help.ROUTES,
             *reports.ROUTES,
+            *history.ROUTES,
         ],
         # Every page in here is seen as an active member of the organisation in the path.
         dependencies={"ctx": Provide(provide_page_context)},
