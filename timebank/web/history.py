@@ -45,6 +45,8 @@ def _shown(row: ChangeRow, timezone: str) -> ShownChange:
         before = row.before if isinstance(row.before, dict) else {}
         after = row.after if isinstance(row.after, dict) else {}
         for name in dict.fromkeys([*before, *after]):
+            if row.before is None and after.get(name) is None:
+                continue  # registered without it: nothing to say
             fields.append((name, _readable(name, before.get(name)), _readable(name, after.get(name))))
     return ShownChange(row, row.changed_at.astimezone(ZoneInfo(timezone)), row.actor_name == ERASED, fields)
 
