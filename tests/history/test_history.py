@@ -223,14 +223,14 @@ class TestThePage:
         finally:
             await page.aclose()
         assert "Role changed from member to staff" in everything
-        assert f"{api_org.coordinator.display_name} Changed the role of Member Self." in everything
+        assert f"{api_org.coordinator.display_name} changed the role of Member Self." in everything
         assert "Someone at the command line" in everything
         role_text = visible_text(roles.text)
         assert "Role changed from member to staff" in role_text and "Email" not in role_text
         their_text = visible_text(theirs.text)
-        assert "2 changes." in their_text and "Changed the details of Member Other." in their_text
+        assert "2 changes." in their_text and "changed the details of Member Other." in their_text
         assert "Email changed from nothing to “o@example.org”" in their_text
-        assert "Changed the role of Member Self." not in their_text
+        assert "changed the role of Member Self." not in their_text
         assert download.status_code == 200 and "role_changed" in download.text and "details_edited" not in download.text
 
     async def test_staff_read_it_and_members_may_not(self, db: Database, app, api_org: ApiOrg) -> None:

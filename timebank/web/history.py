@@ -58,9 +58,12 @@ def _readable(field: str, value: Any) -> Any:
     return value
 
 
-def _filters(member: int | None, kind: str | None) -> tuple[int | None, ChangeKind | None]:
+def _filters(member: str | None, kind: str | None) -> tuple[int | None, ChangeKind | None]:
+    """The form's choices; "Everyone" and "Every kind" are empty, and anything else unknown means no filter."""
     chosen_kind = ChangeKind(kind) if kind in ChangeKind._value2member_map_ else None
-    return (member if member and member > 0 else None), chosen_kind
+    member = (member or "").strip()
+    member_id = int(member) if member.isascii() and member.isdigit() and len(member) <= 18 else None
+    return member_id or None, chosen_kind
 
 
 def _query(member: int | None, kind: ChangeKind | None) -> str:
@@ -72,7 +75,7 @@ def _query(member: int | None, kind: ChangeKind | None) -> str:
 async def history_page(
     ctx: PageContextDep,
     db: DatabaseDep,
-    member: FromQuery[int | None] = None,
+    member: FromQuery[str | None] = None,
     kind: FromQuery[str | None] = None,
     page_number: FromQuery[int] = 1,
 ) -> Template:
@@ -106,7 +109,7 @@ async def history_page(
 
 @get("/history/csv", name="history-csv")
 async def history_csv(
-    ctx: PageContextDep, db: DatabaseDep, member: FromQuery[int | None] = None, kind: FromQuery[str | None] = None
+    ctx: PageContextDep, db: DatabaseDep, member: FromQuery[str | None] = None, kind: FromQuery[str | None] = None
 ) -> Response[str]:
     """The history's CSV, the same bytes as the API's ``?format=csv``."""
     ctx.require_staff()
