@@ -139,14 +139,18 @@ async def update_organisation(
         organisation = await session.get(Organisation, organisation_id, with_for_update=True)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-        wanted = {"name": name.strip() if name is not None else None, "timezone": timezone}
-        wanted["min_balance_minutes"] = min_balance_minutes
-        before, after = {}, {}
+        wanted: dict[str, object] = {
+            "name": name.strip() if name is not None else None,
+            "timezone": timezone,
+            "min_balance_minutes": min_balance_minutes,
+        }
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
         for setting, value in wanted.items():
             if value is not None and value != getattr(organisation, setting):
                 before[setting], after[setting] = getattr(organisation, setting), value
-        if "min_balance_minutes" in after:
-            await _refloor_member_accounts(session, organisation_id, after["min_balance_minutes"])
+        if min_balance_minutes is not None and "min_balance_minutes" in after:
+            await _refloor_member_accounts(session, organisation_id, min_balance_minutes)
         for setting, value in after.items():
             setattr(organisation, setting, value)
         if after:
