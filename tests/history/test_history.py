@@ -20,6 +20,7 @@ from timebank.history.service import ERASED, ChangeKind
 from timebank.members import service as members
 from timebank.members.service import create_member, get_member, update_member
 from timebank.models import Change, HourlyRate, Transaction
+from timebank.orgs.service import update_organisation
 from timebank.privacy.service import erase_member
 from timebank.reports.rates import set_hourly_rate
 
@@ -153,6 +154,20 @@ class TestWhatItRecords:
         assert rows[-1].actor_name == staff.display_name
         assert rows[-1].before == {"email": None} and rows[-1].after == {"email": "a@example.org"}
 
+    async def test_settings_before_and_after(self, db: Database, api_org: ApiOrg) -> None:
+        coordinator = api_org.coordinator.user_id
+        await update_organisation(
+            db, api_org.id, min_balance_minutes=-600, timezone="Europe/Dublin", changed_by=coordinator
+        )
+        await update_organisation(db, api_org.id, min_balance_minutes=-600, changed_by=coordinator)  # no change
+        rows, _ = await history.list_changes(db, api_org.id, kind=ChangeKind.SETTINGS_CHANGED)
+        assert [(row.before, row.after) for row in rows] == [
+            (
+                {"timezone": "Europe/London", "min_balance_minutes": -120},
+                {"timezone": "Europe/Dublin", "min_balance_minutes": -600},
+            )
+        ]
+
     async def test_erasure_scrubs_what_identifies_them(self, db: Database, api_org: ApiOrg) -> None:
         leaver = api_org.other_member
         await update_member(db, api_org.id, leaver.member_id, display_name="Zebedee Quinn", changed_by=None)
@@ -232,6 +247,36 @@ class TestThePage:
         assert "Email changed from nothing to “o@example.org”" in their_text
         assert "changed the role of Member Self." not in their_text
         assert download.status_code == 200 and "role_changed" in download.text and "details_edited" not in download.text
+
+    async def test_settings_rates_and_reversals_in_words(self, db: Database, app, api_org: ApiOrg) -> None:
+        coordinator = api_org.coordinator.user_id
+        await update_organisation(
+            db, api_org.id, name="Sunflower Centre", min_balance_minutes=-600, changed_by=coordinator
+        )
+        await update_organisation(db, api_org.id, categories=["Gardening", "Knitting"], changed_by=coordinator)
+        await set_hourly_rate(db, api_org.id, amount_pence=1260, currency="GBP", basis="Wage", set_by=coordinator)
+        posted = await ledger.post_exchange(
+            db, api_org.id, giver_account_id=api_org.staff.account_id, receiver_account_id=api_org.member.account_id,
+            minutes=30, occurred_on=today(), description="Gardening", recorded_by=None, idempotency_key=new_key(),
+        )  # fmt: skip
+        await ledger.reverse_transaction(
+            db, api_org.id, posted.id, reason="Twice", recorded_by=coordinator, idempotency_key=new_key()
+        )
+        page = await signed_in(app, db, api_org.coordinator)
+        try:
+            text = visible_text((await page.get(f"/orgs/{api_org.slug}/history")).text)
+        finally:
+            await page.aclose()
+        for words in (
+            f"reversed entry {posted.id}.",
+            "Hourly value: 12.60",
+            "Category: “Knitting”",
+            "retired the category “Befriending”. In use changed from yes to no",
+            "added the category “Knitting”.",
+            "Lowest balance changed from 2 hours below zero to 10 hours below zero",
+            "Organisation name changed from",
+        ):
+            assert words in text, words
 
     async def test_staff_read_it_and_members_may_not(self, db: Database, app, api_org: ApiOrg) -> None:
         for person, status in ((api_org.staff, 200), (api_org.member, 403)):

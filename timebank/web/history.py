@@ -33,6 +33,8 @@ class ShownChange:
     row: ChangeRow
     when: dt.datetime  # in the organisation's time zone
     actor_erased: bool
+    # The category a category row is about (None where erasure removed it).
+    category: str | None
     # (field, before, after) of each changed field, or None when erasure removed them.
     fields: list[tuple[str, Any, Any]] | None
 
@@ -47,8 +49,13 @@ def _shown(row: ChangeRow, timezone: str) -> ShownChange:
         for name in dict.fromkeys([*before, *after]):
             if row.before is None and after.get(name) is None:
                 continue  # registered without it: nothing to say
+            if row.before is not None and row.after is not None and before.get(name) == after.get(name):
+                continue  # named for the record (a retired category's name), not changed
             fields.append((name, _readable(name, before.get(name)), _readable(name, after.get(name))))
-    return ShownChange(row, row.changed_at.astimezone(ZoneInfo(timezone)), row.actor_name == ERASED, fields)
+    states = [state for state in (row.after, row.before) if isinstance(state, dict)]
+    category = next((state["category"] for state in states if "category" in state), None)
+    when = row.changed_at.astimezone(ZoneInfo(timezone))
+    return ShownChange(row, when, row.actor_name == ERASED, category, fields)
 
 
 def _readable(field: str, value: Any) -> Any:
