@@ -187,7 +187,7 @@ class Org:
     async def member(self, name: str | None = None, *, role: Role = Role.MEMBER, **kwargs: object) -> int:
         """Register a member; returns their account id."""
         display_name = name or f"Member {next(_org_numbers)}"
-        new = await create_member(self.db, self.id, display_name=display_name, role=role, **kwargs)  # type: ignore[arg-type]
+        new = await create_member(self.db, self.id, display_name=display_name, role=role, **kwargs, changed_by=None)  # type: ignore[arg-type]
         assert new.account.id is not None
         return new.account.id
 
@@ -195,7 +195,12 @@ class Org:
 async def make_org(db: Database, *, min_balance_minutes: int = -120, timezone: str = "Europe/London") -> Org:
     slug = f"org-{uuid.uuid4().hex[:10]}"
     organisation = await create_organisation(
-        db, slug=slug, name=f"Test centre {slug}", timezone=timezone, min_balance_minutes=min_balance_minutes
+        db,
+        slug=slug,
+        name=f"Test centre {slug}",
+        timezone=timezone,
+        min_balance_minutes=min_balance_minutes,
+        changed_by=None,
     )
     assert organisation.id is not None
     return Org(

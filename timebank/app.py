@@ -31,6 +31,7 @@ from timebank.db.migrate import SchemaNotCurrent, schema_status
 from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
+from timebank.history.endpoints import HistoryController
 from timebank.members.endpoints import MemberController
 from timebank.monitoring.endpoint import PROMETHEUS_CONFIG, metrics
 from timebank.orgs.endpoints import OrganisationController, create_org
@@ -88,6 +89,7 @@ def create_app(
             PeriodController,
             HourlyRateController,
             ExportController,
+            HistoryController,
         ],
         # Every route in here acts inside one organisation, as an active member of it.
         dependencies={"ctx": Provide(provide_org_context)},

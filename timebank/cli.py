@@ -121,6 +121,7 @@ def org_create(
             first_coordinator=FirstCoordinator(
                 display_name=coordinator_name or coordinator_username, username=coordinator_username, password=password
             ),
+            changed_by=None,
         )
 
     _run(work)

@@ -90,7 +90,7 @@ async def _demo_organisation(db: Database) -> Organisation:
     if found is not None:
         return found
     return await create_organisation(
-        db, slug=DEMO_SLUG, name=DEMO_NAME, timezone=DEMO_TIMEZONE, min_balance_minutes=-10 * 60
+        db, slug=DEMO_SLUG, name=DEMO_NAME, timezone=DEMO_TIMEZONE, min_balance_minutes=-10 * 60, changed_by=None
     )
 
 
@@ -111,12 +111,18 @@ async def _demo_people(db: Database, organisation_id: int) -> tuple[dict[str, in
     for username, password, name, role in DEMO_LOGINS:
         if role is not None and name not in accounts:
             new = await create_member(
-                db, organisation_id, display_name=name, role=role, username=username, password=password
+                db,
+                organisation_id,
+                display_name=name,
+                role=role,
+                username=username,
+                password=password,
+                changed_by=None,
             )
             accounts[name] = new.account.id  # type: ignore[assignment]
     for name in MEMBERS_WITHOUT_LOGIN:
         if name not in accounts:
-            new = await create_member(db, organisation_id, display_name=name)
+            new = await create_member(db, organisation_id, display_name=name, changed_by=None)
             accounts[name] = new.account.id  # type: ignore[assignment]
     return accounts, await _user_id(db, "staff")
 

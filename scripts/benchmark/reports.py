@@ -175,7 +175,7 @@ async def _next_ids(db: Database) -> dict[str, int]:
 async def build(db: Database, url: str, args: argparse.Namespace) -> tuple[int, Generated]:
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     organisation = await create_organisation(
-        db, slug=slug, name="Bench centre", timezone=TIMEZONE, min_balance_minutes=-10_000 * 60
+        db, slug=slug, name="Bench centre", timezone=TIMEZONE, min_balance_minutes=-10_000 * 60, changed_by=None
     )
     assert organisation.id is not None
     async with db.autocommit() as conn:

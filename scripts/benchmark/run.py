@@ -85,7 +85,7 @@ async def seed(bench: Bench, members: int, history: int) -> None:
         slug = f"bench-{uuid.uuid4().hex[:6]}"
         # The lowest minimum allowed, so random exchanges are never refused for balance.
         organisation = await create_organisation(
-            db, slug=slug, name="Benchmark centre", timezone=TIMEZONE, min_balance_minutes=-10_000 * 60
+            db, slug=slug, name="Benchmark centre", timezone=TIMEZONE, min_balance_minutes=-10_000 * 60, changed_by=None
         )
         assert organisation.id is not None
         bench.org_id, bench.slug = organisation.id, slug
@@ -97,9 +97,10 @@ async def seed(bench: Bench, members: int, history: int) -> None:
             role=Role.STAFF,
             username=bench.staff_username,
             password=PASSWORD,
+            changed_by=None,
         )
         for n in range(members):
-            new = await create_member(db, organisation.id, display_name=f"Member {n:05d}")
+            new = await create_member(db, organisation.id, display_name=f"Member {n:05d}", changed_by=None)
             bench.accounts.append(new.account.id)  # type: ignore[arg-type]
         bench.accounts.append(await shared_account_id(db, organisation.id, AccountKind.AGENCY))
     finally:

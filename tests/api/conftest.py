@@ -121,7 +121,7 @@ async def add_person(db: Database, org: Org, role: Role, *, name: str | None = N
     # A display name made from a counter, not from the random username: searches by name must
     # find the same people on every run.
     display_name = name or f"{role.value.title()} {next(_person_numbers)}"
-    new = await create_member(db, org.id, display_name=display_name, role=role)
+    new = await create_member(db, org.id, display_name=display_name, role=role, changed_by=None)
     async with db.session() as session:
         user = User(username=username, password_hash=password_hash())
         session.add(user)

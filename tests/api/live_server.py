@@ -68,7 +68,9 @@ async def seed(database_url: str) -> Seeded:
     db = create_database(database_url)
     try:
         slug = f"live-{uuid.uuid4().hex[:8]}"
-        organisation = await create_organisation(db, slug=slug, name="Live test centre", min_balance_minutes=-20 * 60)
+        organisation = await create_organisation(
+            db, slug=slug, name="Live test centre", min_balance_minutes=-20 * 60, changed_by=None
+        )
         assert organisation.id is not None
         people = {}
         for role, username in [
@@ -78,9 +80,15 @@ async def seed(database_url: str) -> Seeded:
             (Role.MEMBER, "bob"),
         ]:
             people[username] = await create_member(
-                db, organisation.id, display_name=username.title(), role=role, username=username, password=PASSWORD
+                db,
+                organisation.id,
+                display_name=username.title(),
+                role=role,
+                username=username,
+                password=PASSWORD,
+                changed_by=None,
             )
-        offline = await create_member(db, organisation.id, display_name="Carol, who never signs in")
+        offline = await create_member(db, organisation.id, display_name="Carol, who never signs in", changed_by=None)
         members = [*people.values(), offline]
         account_ids = [m.account.id for m in members if m.account.id is not None]
         account_ids += [

@@ -202,7 +202,9 @@ class TestMe:
     async def test_lists_each_organisation_with_role_member_and_account(self, client, db, api_org):
         person = api_org.member
         elsewhere = await make_org(db)
-        staff_there = await create_member(db, elsewhere.id, display_name="Also staff there", role=Role.STAFF)
+        staff_there = await create_member(
+            db, elsewhere.id, display_name="Also staff there", role=Role.STAFF, changed_by=None
+        )
         async with db.transaction() as conn:
             await conn.execute(
                 update(Member.__table__)

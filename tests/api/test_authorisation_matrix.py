@@ -233,7 +233,7 @@ async def _answer_a_request(world: World, actor: Person | None, target: Person) 
 
 async def _erase_a_member(world: World, actor: Person | None, target: Person) -> Call:
     name = f"Leaver {uuid.uuid4().hex[:6]}"
-    new = await create_member(world.db, world.home.id, display_name=name)
+    new = await create_member(world.db, world.home.id, display_name=name, changed_by=None)
     return Call(params={"member_id": new.member.id}, json={"confirm_display_name": name})
 
 
@@ -297,6 +297,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/hourly-rates"):                    Row((401, 403, 403, 200, 200, 404, 404), _nothing),
     ("POST", f"{ORG}/hourly-rates"):                   Row((401, 403, 403, 403, 201, 404, 404), _a_rate),
     ("GET", f"{ORG}/exports/ledger"):                  Row((401, 403, 403, 200, 200, 404, 404), _a_date_range),
+    ("GET", f"{ORG}/history"):                         Row((401, 403, 403, 200, 200, 404, 404), _nothing),
 }
 # fmt: on
 
@@ -395,7 +396,7 @@ async def test_each_caller_gets_the_status_in_the_matrix(
 
 
 async def _fresh_member(world: World, role: Role) -> int:
-    new = await create_member(world.db, world.home.id, display_name=f"Fresh {role.value}", role=role)
+    new = await create_member(world.db, world.home.id, display_name=f"Fresh {role.value}", role=role, changed_by=None)
     assert new.member.id is not None
     return new.member.id
 

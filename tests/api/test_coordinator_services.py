@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import PASSWORD, make_api_org, test_settings
+from tests.api.conftest import PASSWORD, make_api_org
+from tests.api.conftest import test_settings as settings_for_tests
 from timebank import ledger
 from timebank.auth import rate_limit
 from timebank.auth.rate_limit import SignInThrottled
@@ -44,7 +45,7 @@ class TestCategories:
         posted = await _exchange(db, org, org.member, org.other_member, 30, "Gardening", "rename-1")
         gardening = _named(await orgs.list_categories(db, org.id), "Gardening")
         assert gardening.entries == 1
-        await orgs.rename_category(db, org.id, gardening.id, "  Garden   and allotment ")
+        await orgs.rename_category(db, org.id, gardening.id, "  Garden   and allotment ", changed_by=None)
         renamed = _named(await orgs.list_categories(db, org.id), "Garden and allotment")
         assert (renamed.id, renamed.entries) == (gardening.id, 1)
         assert (await ledger.get_transaction(db, org.id, posted.id)).category == "Garden and allotment"
@@ -56,27 +57,27 @@ class TestCategories:
         categories = await orgs.list_categories(db, org.id)
         gardening, cooking = _named(categories, "Gardening"), _named(categories, "Cooking")
         with pytest.raises(errors.LedgerConflict) as taken:
-            await orgs.rename_category(db, org.id, gardening.id, "COOKING")
+            await orgs.rename_category(db, org.id, gardening.id, "COOKING", changed_by=None)
         assert taken.value.extra["reason"] == "name_taken"
-        await orgs.set_category_active(db, org.id, cooking.id, False)
+        await orgs.set_category_active(db, org.id, cooking.id, False, changed_by=None)
         with pytest.raises(errors.LedgerConflict) as retired:
-            await orgs.add_category(db, org.id, "cooking")
+            await orgs.add_category(db, org.id, "cooking", changed_by=None)
         assert retired.value.extra["reason"] == "name_retired"
         with pytest.raises(errors.InvalidEntry):
-            await orgs.add_category(db, org.id, "   ")
+            await orgs.add_category(db, org.id, "   ", changed_by=None)
         # A new spelling of its own name is not a clash.
-        await orgs.rename_category(db, org.id, gardening.id, "GARDENING")
+        await orgs.rename_category(db, org.id, gardening.id, "GARDENING", changed_by=None)
 
     async def test_a_retired_category_stays_on_old_entries_and_can_be_restored(self, db: Database) -> None:
         org = await make_api_org(db)
         posted = await _exchange(db, org, org.member, org.other_member, 30, "Cooking", "retire-1")
         cooking = _named(await orgs.list_categories(db, org.id), "Cooking")
-        await orgs.set_category_active(db, org.id, cooking.id, False)
+        await orgs.set_category_active(db, org.id, cooking.id, False, changed_by=None)
         assert "Cooking" not in (await orgs.get_organisation_details(db, org.id)).categories
         assert (await ledger.get_transaction(db, org.id, posted.id)).category == "Cooking"
         with pytest.raises(errors.UnknownCategory):
             await _exchange(db, org, org.member, org.other_member, 15, "Cooking", "retire-2")
-        await orgs.set_category_active(db, org.id, cooking.id, True)
+        await orgs.set_category_active(db, org.id, cooking.id, True, changed_by=None)
         await _exchange(db, org, org.member, org.other_member, 15, "Cooking", "retire-3")
         assert _named(await orgs.list_categories(db, org.id), "Cooking").entries == 2
 
@@ -84,22 +85,22 @@ class TestCategories:
         org, elsewhere = await make_api_org(db), await make_api_org(db)
         theirs = _named(await orgs.list_categories(db, elsewhere.id), "Gardening")
         with pytest.raises(errors.NotFound):
-            await orgs.rename_category(db, org.id, theirs.id, "Mine now")
+            await orgs.rename_category(db, org.id, theirs.id, "Mine now", changed_by=None)
         with pytest.raises(errors.NotFound):
-            await orgs.set_category_active(db, org.id, theirs.id, False)
+            await orgs.set_category_active(db, org.id, theirs.id, False, changed_by=None)
         assert _named(await orgs.list_categories(db, elsewhere.id), "Gardening").is_active
 
 
 class TestMembersBelow:
     async def test_names_the_members_already_below_a_tighter_minimum(self, db: Database) -> None:
         org = await make_api_org(db)
-        await orgs.update_organisation(db, org.id, min_balance_minutes=-20 * 60)
+        await orgs.update_organisation(db, org.id, min_balance_minutes=-20 * 60, changed_by=None)
         await _exchange(db, org, org.member, org.other_member, 5 * 60, None, "below-1")
         below = await orgs.members_below(db, org.id, -2 * 60)
         assert [(m.display_name, m.balance_minutes) for m in below] == [("Member Other", -5 * 60)]
         assert await orgs.members_below(db, org.id, -5 * 60) == []
         # Tightening holds them at their balance: they may receive, not spend.
-        await orgs.update_organisation(db, org.id, min_balance_minutes=-2 * 60)
+        await orgs.update_organisation(db, org.id, min_balance_minutes=-2 * 60, changed_by=None)
         with pytest.raises(errors.InsufficientBalance):
             await _exchange(db, org, org.member, org.other_member, 1, None, "below-2")
         await _exchange(db, org, org.other_member, org.member, 30, None, "below-3")
@@ -108,7 +109,7 @@ class TestMembersBelow:
 class TestAccess:
     async def test_lists_every_member_with_role_status_and_sign_in(self, db: Database) -> None:
         org = await make_api_org(db)
-        await members.create_member(db, org.id, display_name="Aaron No Sign-in")
+        await members.create_member(db, org.id, display_name="Aaron No Sign-in", changed_by=None)
         people = await members.list_access(db, org.id)
         first = people[0]
         assert (first.display_name, first.username, first.last_signed_in_at) == ("Aaron No Sign-in", None, None)
@@ -117,7 +118,7 @@ class TestAccess:
 
     async def test_a_sign_in_sets_the_last_sign_in_and_changing_a_password_does_not(self, db: Database) -> None:
         org = await make_api_org(db)
-        settings = test_settings()
+        settings = settings_for_tests()
         before = dt.datetime.now(dt.UTC)
         await authenticate(db, settings, org.member.username, PASSWORD, "10.0.0.1")
         [seen] = [p for p in await members.list_access(db, org.id) if p.id == org.member.member_id]
@@ -138,7 +139,7 @@ class TestAccess:
 class TestClearingALockout:
     async def test_after_clearing_the_member_can_sign_in_at_once(self, db: Database) -> None:
         org = await make_api_org(db)
-        settings = test_settings(sign_in_failures_per_user=3, sign_in_failures_per_client=100)
+        settings = settings_for_tests(sign_in_failures_per_user=3, sign_in_failures_per_client=100)
         for _ in range(3):
             with pytest.raises(WrongCredentials):
                 await authenticate(db, settings, org.member.username, "guess", "10.0.0.2")
@@ -148,7 +149,9 @@ class TestClearingALockout:
         assert await rate_limit.locked_out_usernames(db, [org.member.username], per_user=3, window=window) == {
             org.member.username
         }
-        cleared = await members.clear_sign_in_lockout(db, org.id, org.member.member_id, editor_role=Role.COORDINATOR)
+        cleared = await members.clear_sign_in_lockout(
+            db, org.id, org.member.member_id, editor_role=Role.COORDINATOR, changed_by=None
+        )
         assert cleared is True
         assert await rate_limit.locked_out_usernames(db, [org.member.username], per_user=3, window=window) == set()
         signed_in = await authenticate(db, settings, org.member.username, PASSWORD, "10.0.0.2")
@@ -156,11 +159,13 @@ class TestClearingALockout:
 
     async def test_leaves_the_shared_addresss_count_and_other_usernames_alone(self, db: Database) -> None:
         org = await make_api_org(db)
-        settings = test_settings(sign_in_failures_per_user=2, sign_in_failures_per_client=100)
+        settings = settings_for_tests(sign_in_failures_per_user=2, sign_in_failures_per_client=100)
         for username in (org.member.username, org.member.username, org.other_member.username):
             with pytest.raises(WrongCredentials):
                 await authenticate(db, settings, username, "guess", "10.0.0.3")
-        await members.clear_sign_in_lockout(db, org.id, org.member.member_id, editor_role=Role.COORDINATOR)
+        await members.clear_sign_in_lockout(
+            db, org.id, org.member.member_id, editor_role=Role.COORDINATOR, changed_by=None
+        )
         async with db.autocommit() as conn:
             left = dict(
                 (await conn.execute(select(rate_limit.failures.c.bucket, rate_limit.failures.c.failures))).all()
@@ -171,10 +176,16 @@ class TestClearingALockout:
     async def test_only_a_coordinator_clears_and_only_in_their_organisation(self, db: Database) -> None:
         org, elsewhere = await make_api_org(db), await make_api_org(db)
         with pytest.raises(errors.NotAllowed):
-            await members.clear_sign_in_lockout(db, org.id, org.member.member_id, editor_role=Role.STAFF)
+            await members.clear_sign_in_lockout(
+                db, org.id, org.member.member_id, editor_role=Role.STAFF, changed_by=None
+            )
         with pytest.raises(errors.NotFound):
-            await members.clear_sign_in_lockout(db, org.id, elsewhere.member.member_id, editor_role=Role.COORDINATOR)
-        nobody = await members.create_member(db, org.id, display_name="No sign-in")
+            await members.clear_sign_in_lockout(
+                db, org.id, elsewhere.member.member_id, editor_role=Role.COORDINATOR, changed_by=None
+            )
+        nobody = await members.create_member(db, org.id, display_name="No sign-in", changed_by=None)
         with pytest.raises(errors.LedgerConflict):
-            await members.clear_sign_in_lockout(db, org.id, nobody.member.id, editor_role=Role.COORDINATOR)
+            await members.clear_sign_in_lockout(
+                db, org.id, nobody.member.id, editor_role=Role.COORDINATOR, changed_by=None
+            )
         assert nobody.user is None

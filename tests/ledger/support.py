@@ -123,7 +123,7 @@ async def set_active(org: Org, account_id: int, active: bool) -> None:
     async with org.db.engine.connect() as conn:
         member_id = await conn.scalar(select(accounts.c.member_id).where(accounts.c.id == account_id))
     assert member_id is not None
-    await set_member_active(org.db, org.id, member_id, active)
+    await set_member_active(org.db, org.id, member_id, active, changed_by=None)
 
 
 async def change_organisation(org: Org, **values: Any) -> None:

@@ -25,7 +25,7 @@ class TestCategoryMatching:
         assert posted.category == "Admin and office"
 
     async def test_non_ascii_letters_fold_on_both_databases(self, org, db):
-        await update_organisation(db, org.id, categories=["Café", "Straße"])
+        await update_organisation(db, org.id, categories=["Café", "Straße"], changed_by=None)
         alice, bob = await org.member("Alice"), await org.member("Bob")
 
         assert (await exchange(org, alice, bob, 30, category="CAFÉ")).category == "Café"
@@ -52,7 +52,7 @@ class TestCategoryMatching:
         alice, bob = await org.member("Alice"), await org.member("Bob")
         before = await exchange(org, alice, bob, 30, category="Gardening")
         names = [name if name != "Gardening" else "GARDENING" for name in await _active_names(db, org.id)]
-        await update_organisation(db, org.id, categories=names)
+        await update_organisation(db, org.id, categories=names, changed_by=None)
 
         after = await exchange(org, alice, bob, 30, category="gardening")
         assert after.category == "GARDENING"

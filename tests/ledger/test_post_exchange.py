@@ -152,7 +152,9 @@ class TestPostExchange:
         assert "Astrology" in refusal.value.message
 
     async def test_refuses_another_organisations_category(self, org, db):
-        await create_organisation(db, slug=f"knit-{new_key()[:8]}", name="Knitters", categories=("Knitting",))
+        await create_organisation(
+            db, slug=f"knit-{new_key()[:8]}", name="Knitters", categories=("Knitting",), changed_by=None
+        )
         alice, bob = await org.member("Alice"), await org.member("Bob")
         async with refused(errors.UnknownCategory, org):
             await exchange(org, alice, bob, 30, category="Knitting")

@@ -193,7 +193,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.members) < MAX_MEMBERS)
     @rule()
     def add_member(self) -> None:
-        new = self.run(create_member(self.db, self.org_id, display_name=f"Member {len(self.members) + 1}"))
+        new = self.run(
+            create_member(self.db, self.org_id, display_name=f"Member {len(self.members) + 1}", changed_by=None)
+        )
         self.members[new.account.id] = new.member.id
         self.model.open_account(new.account.id, AccountKind.MEMBER, new.member.id)
         note(f"member account {new.account.id}")
@@ -201,13 +203,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), active=st.booleans())
     def set_member_active(self, data: st.DataObject, active: bool) -> None:
         account_id = data.draw(st.sampled_from(sorted(self.members)), label="member account")
-        self.run(set_member_active(self.db, self.org_id, self.members[account_id], active))
+        self.run(set_member_active(self.db, self.org_id, self.members[account_id], active, changed_by=None))
         self.model.accounts[account_id].active = active
 
     @rule(minutes=st.sampled_from([-60, -120, 0, -30, -600, -20 * 60, 30]))
     def change_minimum_balance(self, minutes: int) -> None:
         expected = self.model.change_minimum(minutes)
-        self._expect_settings_change(expected, update_organisation(self.db, self.org_id, min_balance_minutes=minutes))
+        self._expect_settings_change(
+            expected, update_organisation(self.db, self.org_id, min_balance_minutes=minutes, changed_by=None)
+        )
 
     @rule(days_ago=st.sampled_from([30, 10, 3, 1]))
     def close_the_books(self, days_ago: int) -> None:
@@ -229,7 +233,7 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def change_categories(self, names: list[str]) -> None:
         """Categories retired, brought back, renamed (by case) and added."""
-        self._expect_settings_change(None, update_organisation(self.db, self.org_id, categories=names))
+        self._expect_settings_change(None, update_organisation(self.db, self.org_id, categories=names, changed_by=None))
         self.model.set_categories(names)
 
     def _expect_settings_change(self, expected: Refusal | None, change: Awaitable[None]) -> None:

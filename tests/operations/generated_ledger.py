@@ -30,7 +30,11 @@ async def generate_ledger(db: Database, *, seed: int, transactions: int, prefix:
     organisation_ids, posted = [], 0
     for number in range(2):
         organisation = await create_organisation(
-            db, slug=f"{prefix}-{seed}-{number}", name=f"Generated centre {number}", min_balance_minutes=-20 * 60
+            db,
+            slug=f"{prefix}-{seed}-{number}",
+            name=f"Generated centre {number}",
+            min_balance_minutes=-20 * 60,
+            changed_by=None,
         )
         assert organisation.id is not None
         org_id = organisation.id
@@ -42,6 +46,7 @@ async def generate_ledger(db: Database, *, seed: int, transactions: int, prefix:
                 db, org_id, display_name=f"Person {number}-{person}", role=role,
                 email=f"person{number}.{person}@example.org" if person % 3 == 0 else None,
                 joined_on=today - dt.timedelta(days=400 - person),
+                changed_by=None,
             )  # fmt: skip
             assert new.account.id is not None and new.member.id is not None
             accounts.append(new.account.id)
@@ -112,5 +117,5 @@ async def generate_ledger(db: Database, *, seed: int, transactions: int, prefix:
                 .values(is_active=False)  # type: ignore[arg-type]
             )
             await session.commit()
-        await set_member_active(db, org_id, member_ids[-1], False)  # a member who has left
+        await set_member_active(db, org_id, member_ids[-1], False, changed_by=None)  # a member who has left
     return GeneratedLedger(organisation_ids, posted)

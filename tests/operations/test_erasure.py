@@ -72,6 +72,7 @@ async def scene(fresh_db: Database):
     new = await create_member(
         fresh_db, org.id, display_name=person.name, email=person.email, username=person.username,
         password="a long enough password 123",
+        changed_by=None,
     )  # fmt: skip
     departing = new.account.id
     friend, neighbour, third = await org.member("Friend"), await org.member("Neighbour"), await org.member("Third")
@@ -154,6 +155,7 @@ class TestErasure:
         coordinator = await create_member(
             db, org.id, display_name="Only Coordinator", role=Role.COORDINATOR, username=f"c-{new_key()[:8]}",
             password="a long enough password 123",
+            changed_by=None,
         )  # fmt: skip
         with pytest.raises(errors.LedgerConflict, match="last active coordinator"):
             await erase_member(db, org.id, coordinator.member.id, by_user_id=None)
@@ -165,8 +167,9 @@ class TestErasure:
         new = await create_member(
             fresh_db, org.id, display_name="Shared Login", username=f"shared-{new_key()[:8]}",
             password="a long enough password 123",
+            changed_by=None,
         )  # fmt: skip
-        second = await create_member(fresh_db, elsewhere.id, display_name="Shared Login")
+        second = await create_member(fresh_db, elsewhere.id, display_name="Shared Login", changed_by=None)
         async with fresh_db.engine.begin() as conn:
             await conn.execute(
                 update(second.member.__table__)
@@ -181,7 +184,7 @@ class TestErasure:
     async def test_a_closed_month_keeps_their_figures_but_not_their_name(self, fresh_db):
         org = await make_org(fresh_db)
         person = Departing()
-        new = await create_member(fresh_db, org.id, display_name=person.name, email=person.email)
+        new = await create_member(fresh_db, org.id, display_name=person.name, email=person.email, changed_by=None)
         friend = await org.member("Friend")
         last_month = today().replace(day=1) - dt.timedelta(days=1)
         await ledger.post_exchange(

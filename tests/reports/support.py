@@ -66,7 +66,7 @@ async def build_known_org(db: Database) -> KnownOrg:
         ("Erin Never", Role.MEMBER, long_ago),
         ("Fay New", Role.MEMBER, known.day(0, 9)),
     ):
-        new = await create_member(db, org.id, display_name=name, role=role, joined_on=joined)
+        new = await create_member(db, org.id, display_name=name, role=role, joined_on=joined, changed_by=None)
         key = name.split()[0].lower()
         known.accounts[key] = new.account.id
         known.members[key] = new.member.id

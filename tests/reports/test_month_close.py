@@ -140,8 +140,8 @@ class TestAClosedMonth:
             assert balance == await ledger.balance_as_of(db, org.id, account_id, month_end_of(known.m))
         assert len(kept) == len(known.accounts) + 2  # and the agency account and the pot
 
-        await update_member(db, org.id, known.members["alice"], display_name="Alice Renamed")
-        await update_organisation(db, org.id, categories=["GARDENING", "Events"])
+        await update_member(db, org.id, known.members["alice"], display_name="Alice Renamed", changed_by=None)
+        await update_organisation(db, org.id, categories=["GARDENING", "Events"], changed_by=None)
         await set_hourly_rate(db, org.id, amount_pence=9999, currency="GBP", basis="Changed", set_by=None)
         # Figures, categories and the rate as they were at the close; a person is shown by the
         # name they have now (the stored report keeps member numbers, not names: stored_reports.py).

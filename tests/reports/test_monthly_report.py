@@ -236,7 +236,8 @@ class TestThePerMemberTable:
         org = await make_org(db)
         month = add_months(today().replace(day=1), -2)
         joined_today = [
-            await create_member(db, org.id, display_name=name, joined_on=today()) for name in ("Ann", "Ben")
+            await create_member(db, org.id, display_name=name, joined_on=today(), changed_by=None)
+            for name in ("Ann", "Ben")
         ]
         ann, ben = (m.account.id for m in joined_today)
         for giver, receiver in ((ann, ben), (ben, ann)):

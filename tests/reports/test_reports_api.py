@@ -172,7 +172,7 @@ class TestEveryCsvNeutralisesFormulas:
         api_org = await make_api_org(db)
         accounts = []
         for name in HOSTILE_NAMES:
-            new = await create_member(db, api_org.id, display_name=name)
+            new = await create_member(db, api_org.id, display_name=name, changed_by=None)
             accounts.append(new.account.id)
         await posted(client, api_org, accounts[0], accounts[1], minutes=90, description="=1+1 in a description")
         headers = api_org.coordinator.headers

@@ -143,7 +143,7 @@ class TestReversing:
 
     async def test_a_refusal_names_the_person_and_keeps_the_reason(self, app: Litestar, db: Database) -> None:
         org = await make_api_org(db)
-        await orgs.update_organisation(db, org.id, min_balance_minutes=-2 * 60)
+        await orgs.update_organisation(db, org.id, min_balance_minutes=-2 * 60, changed_by=None)
         posted = await _exchange(db, org, minutes=60)
         # The giver spends what they were given: undoing the gift would take them below the minimum.
         await ledger.post_exchange(
@@ -186,7 +186,7 @@ class TestSettings:
         self, app: Litestar, db: Database
     ) -> None:
         org = await make_api_org(db)
-        await orgs.update_organisation(db, org.id, min_balance_minutes=-20 * 60)
+        await orgs.update_organisation(db, org.id, min_balance_minutes=-20 * 60, changed_by=None)
         await _exchange(db, org, minutes=5 * 60)
         coordinator = await signed_in(app, db, org.coordinator)
         path = f"/orgs/{org.slug}/settings/minimum-balance"

@@ -113,7 +113,7 @@ async def _same_details(world: World, actor: Person | None) -> Call:
 
 
 async def _member_without_sign_in(world: World, actor: Person | None) -> Call:
-    new = await create_member(world.db, world.home.id, display_name="Never signed in")
+    new = await create_member(world.db, world.home.id, display_name="Never signed in", changed_by=None)
     username = f"given-{uuid.uuid4().hex[:10]}"
     return Call(params={"member_id": new.member.id}, form={"username": username, "password": PASSWORD})
 
@@ -240,6 +240,8 @@ PAGE_MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ORG}/reports/csv"):                 Row((303, 403, 200, 200, 404), _a_month),
     ("GET", f"{ORG}/reports/close"):               Row((303, 403, 403, 200, 404), _a_month),
     ("POST", f"{ORG}/reports/close"):              Row((303, 403, 403, 409, 404), _close_this_month),
+    ("GET", f"{ORG}/history"):                     Row((303, 403, 200, 200, 404), _nothing),
+    ("GET", f"{ORG}/history/csv"):                 Row((303, 403, 200, 200, 404), _nothing),
     ("GET", ORG + "/exchanges/new"):               Row((303, 403, 200, 200, 404), _nothing),
     # An empty form: the form again, with its problems.
     ("POST", ORG + "/exchanges/new"):              Row((303, 403, 400, 400, 404), _nothing),

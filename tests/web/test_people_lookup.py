@@ -62,7 +62,7 @@ class TestPeopleLookup:
         assert [p["name"] for p in found] == [f"Gardener {n:02d}" for n in range(10)]
 
     async def test_deactivated_members_are_not_found(self, app: Litestar, db: Database, api_org: ApiOrg) -> None:
-        await set_member_active(db, api_org.id, api_org.other_member.member_id, False)
+        await set_member_active(db, api_org.id, api_org.other_member.member_id, False, changed_by=None)
         assert await lookup(app, db, api_org, api_org.member, "q=member") == []
 
     async def test_wildcards_are_letters(self, app: Litestar, db: Database, api_org: ApiOrg) -> None:

@@ -137,7 +137,7 @@ class TestRecordHelp:
     ) -> None:
         from timebank.members.service import set_member_active
 
-        await set_member_active(db, api_org.id, api_org.other_member.member_id, False)
+        await set_member_active(db, api_org.id, api_org.other_member.member_id, False, changed_by=None)
         form = answers(api_org, giver_account_id=str(api_org.other_member.account_id))
         refused = await member_page.post(f"/orgs/{api_org.slug}/record-help/confirm", form)
         assert refused.status_code == 400

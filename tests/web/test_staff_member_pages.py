@@ -36,7 +36,7 @@ class TestMembersList:
     async def test_pages_through_many_members(self, app: Litestar, db: Database) -> None:
         org = await make_api_org(db)
         for number in range(30):
-            await service.create_member(db, org.id, display_name=f"Zed {number:02d}")
+            await service.create_member(db, org.id, display_name=f"Zed {number:02d}", changed_by=None)
         staff = await signed_in(app, db, org.staff)
         first = visible_text((await staff.get(f"/orgs/{org.slug}/members")).text)
         second = visible_text((await staff.get(f"/orgs/{org.slug}/members?page_number=2")).text)
@@ -128,7 +128,7 @@ class TestDeactivating:
 
     async def test_one_who_belongs_elsewhere_stays_signed_in_there(self, app: Litestar, db: Database) -> None:
         org, elsewhere = await make_api_org(db), await make_api_org(db)
-        also_there = await service.create_member(db, elsewhere.id, display_name="Also there")
+        also_there = await service.create_member(db, elsewhere.id, display_name="Also there", changed_by=None)
         async with db.session() as session:
             await session.exec(
                 update(Member).where(Member.id == also_there.member.id).values(user_id=org.other_member.user_id)  # type: ignore[arg-type]
@@ -144,7 +144,7 @@ class TestDeactivating:
 class TestGivingASignIn:
     async def test_a_member_without_one_gets_a_temporary_password(self, app: Litestar, db: Database) -> None:
         org = await make_api_org(db)
-        new = await service.create_member(db, org.id, display_name="Gus")
+        new = await service.create_member(db, org.id, display_name="Gus", changed_by=None)
         staff = await signed_in(app, db, org.staff)
         path = member_path(org, new.member.id or 0, "/sign-in")
         assert (await staff.post(path, {"username": "gus-" + org.slug, "password": "short"})).status_code == 400
@@ -182,7 +182,7 @@ class TestResettingAPassword:
         if who in ("staff", "coordinator"):
             target = (await add_person(db, org.org, Role(who))).member_id
         elif who == "no_sign_in":
-            target = (await service.create_member(db, org.id, display_name="Hal")).member.id or 0
+            target = (await service.create_member(db, org.id, display_name="Hal", changed_by=None)).member.id or 0
         else:
             target = (await add_person(db, org.org, Role.MEMBER)).member_id
             if who == "site_admin":
@@ -194,7 +194,7 @@ class TestResettingAPassword:
                 elsewhere = await make_api_org(db)
                 async with db.session() as session:
                     user_id = (await session.get(Member, target)).user_id  # type: ignore[union-attr]
-                other = await service.create_member(db, elsewhere.id, display_name="Also there")
+                other = await service.create_member(db, elsewhere.id, display_name="Also there", changed_by=None)
                 async with db.session() as session:
                     await session.exec(update(Member).where(Member.id == other.member.id).values(user_id=user_id))  # type: ignore[arg-type]
                     await session.commit()
@@ -208,11 +208,11 @@ class TestResettingAPassword:
     async def test_a_site_admin_who_is_a_plain_member_is_refused_by_the_service(self, db: Database) -> None:
         org = await make_api_org(db)
         admin = await add_site_admin(db)
-        new = await service.create_member(db, org.id, display_name="Admin as member")
+        new = await service.create_member(db, org.id, display_name="Admin as member", changed_by=None)
         async with db.session() as session:
             await session.exec(update(Member).where(Member.id == new.member.id).values(user_id=admin.user_id))  # type: ignore[arg-type]
             await session.commit()
         with pytest.raises(service.errors.NotAllowed):
             await service.reset_member_password(
-                db, org.id, new.member.id or 0, editor_role=Role.COORDINATOR, password=PASSWORD
+                db, org.id, new.member.id or 0, editor_role=Role.COORDINATOR, password=PASSWORD, changed_by=None
             )

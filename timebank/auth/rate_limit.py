@@ -10,6 +10,7 @@ import math
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
 from timebank.models import SignInFailure
@@ -77,8 +78,9 @@ async def clear_user_failures(db: Database, username: str) -> None:
         await conn.execute(delete(failures).where(failures.c.bucket == buckets(username, "")["user"]))
 
 
-async def clear_lockout(db: Database, username: str) -> bool:
-    """A coordinator forgives a username's failures, so its owner can sign in at once.
+async def clear_lockout(session: AsyncSession, username: str) -> bool:
+    """A coordinator forgives a username's failures, so its owner can sign in at once; in the
+    caller's transaction, which also writes the history row.
 
     Only the username's bucket: a client bucket counts every failure from one address
     (a centre's shared computers share one) without saying whose they were, so clearing
@@ -86,8 +88,7 @@ async def clear_lockout(db: Database, username: str) -> bool:
     above the per-user one (config.py) so that one person's mistyping locks out only
     their own username. True if there was anything to clear.
     """
-    async with db.transaction() as conn:
-        cleared = await conn.execute(delete(failures).where(failures.c.bucket == buckets(username, "")["user"]))
+    cleared = await session.exec(delete(failures).where(failures.c.bucket == buckets(username, "")["user"]))
     return bool(cleared.rowcount)
 
 

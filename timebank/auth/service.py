@@ -142,13 +142,18 @@ async def give_temporary_password(db: Database, user_id: int, password: str) -> 
     """
     check_new_password(password)
     new_hash = await asyncio.to_thread(hash_password, password)
-    now = dt.datetime.now(dt.UTC)
     async with db.transaction() as conn:
-        await conn.execute(
-            update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True)
-        )
-        for statement in end_everything_of(user_id, now):
+        for statement in temporary_password_statements(user_id, new_hash, dt.datetime.now(dt.UTC)):
             await conn.execute(statement)
+
+
+def temporary_password_statements(user_id: int, new_hash: str, now: dt.datetime) -> list:
+    """The statements that set a temporary password (by its hash) and end every open session
+    and token of the user; run in the caller's transaction (with its history row)."""
+    return [
+        update(users).where(users.c.id == user_id).values(password_hash=new_hash, must_change_password=True),
+        *end_everything_of(user_id, now),
+    ]
 
 
 def end_everything_of(user_id: int, now: dt.datetime) -> list:

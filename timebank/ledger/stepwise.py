@@ -27,6 +27,7 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
 from timebank.ledger.reading import load_transaction
@@ -87,6 +88,17 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         _check_date(rules, occurred_on)
     lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
     await _write_postings(conn, entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
+    if original is not None:
+        # Reversals are written only here (never by timebank_post), so this is their one history
+        # row. The reason is the reversal's own description, not copied: erasure removes it there.
+        await record_change(
+            conn,
+            entry.organisation_id,
+            ChangeKind.TRANSACTION_REVERSED,
+            changed_by=entry.recorded_by,
+            transaction_id=original.id,
+            after={"reversal_id": transaction_id},
+        )
     return PostedTransaction(
         id=transaction_id,
         organisation_id=entry.organisation_id,

@@ -58,6 +58,7 @@ class MemberController(Controller):
             password=data.password,
             email=data.email,
             joined_on=data.joined_on,
+            changed_by=ctx.caller.user_id,
         )
         assert new.member.id is not None
         return _public(await get_member(db, ctx.organisation_id, new.member.id))
@@ -113,6 +114,7 @@ class MemberController(Controller):
             email=data.email,
             role=data.role,
             is_active=data.is_active,
+            changed_by=ctx.caller.user_id,
         )
         return _public(await get_member(db, ctx.organisation_id, member_id))
 
@@ -126,4 +128,6 @@ class MemberController(Controller):
         responses=error_responses(401, 403, 404, 409, 503),
     )
     async def clear_lockout(self, member_id: FromPath[int], ctx: OrgContextDep, db: DatabaseDep) -> None:
-        await clear_sign_in_lockout(db, ctx.organisation_id, member_id, editor_role=ctx.role)
+        await clear_sign_in_lockout(
+            db, ctx.organisation_id, member_id, editor_role=ctx.role, changed_by=ctx.caller.user_id
+        )

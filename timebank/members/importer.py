@@ -219,6 +219,7 @@ async def _import_row(
         role=row.role,
         email=row.email,
         joined_on=row.joined_on,
+        changed_by=recorded_by,
     )
     if row.opening_balance_minutes:
         assert new.account.id is not None

@@ -1,5 +1,6 @@
 """Registering members (with or without a login) and their time accounts."""
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -11,8 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from timebank.auth import rate_limit
 from timebank.auth.context import STAFF_ROLES
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
-from timebank.auth.service import end_browser_sessions_of, give_temporary_password
+from timebank.auth.service import end_browser_sessions_of, temporary_password_statements
 from timebank.db import Database
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.models import Account, AccountKind, Member, Organisation, Role, User
 
@@ -37,9 +39,11 @@ async def create_member(
     email: str | None = None,
     joined_on: dt.date | None = None,
     temporary_password: bool = False,
+    changed_by: int | None,
 ) -> NewMember:
     """Register a member and open their account. With a username they can sign in; with
-    ``temporary_password`` they must change the password at their first sign-in."""
+    ``temporary_password`` they must change the password at their first sign-in.
+    ``changed_by``: who registers them, for the history (None for the command line)."""
     async with db.session() as session:
         new = await add_member(
             session,
@@ -51,6 +55,7 @@ async def create_member(
             email=email,
             joined_on=joined_on,
             temporary_password=temporary_password,
+            changed_by=changed_by,
         )
         await session.commit()
         return new
@@ -67,8 +72,10 @@ async def add_member(
     email: str | None = None,
     joined_on: dt.date | None = None,
     temporary_password: bool = False,
+    changed_by: int | None,
 ) -> NewMember:
-    """Add a member and account to ``session`` without committing (for bulk imports)."""
+    """Add a member and account to ``session`` without committing (for bulk imports), with
+    its history row (``changed_by``: the acting user, None for the command line)."""
     display_name = " ".join((display_name or "").split())
     if not display_name:
         raise errors.InvalidEntry("a member needs a display name", field="display_name")
@@ -101,6 +108,22 @@ async def add_member(
     )
     session.add(account)
     await session.flush()
+    registered: dict[str, object] = {
+        "display_name": display_name,
+        "role": role.value,
+        "email": email,
+        "joined_on": member.joined_on.isoformat(),
+    }
+    if user is not None:
+        registered["username"] = user.username
+    await record_change(
+        session,
+        organisation_id,
+        ChangeKind.MEMBER_REGISTERED,
+        changed_by=changed_by,
+        member_id=member.id,
+        after=registered,
+    )
     return NewMember(member, account, user)
 
 
@@ -147,7 +170,14 @@ def check_may_edit(editor_role: Role, member_role: Role, new_role: Role | None =
 
 
 async def give_sign_in(
-    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, username: str, password: str
+    db: Database,
+    organisation_id: int,
+    member_id: int,
+    *,
+    editor_role: Role,
+    username: str,
+    password: str,
+    changed_by: int | None,
 ) -> None:
     """Give a member who has none a sign-in with a temporary password (changed at first sign-in)."""
     async with db.session() as session:
@@ -158,6 +188,14 @@ async def give_sign_in(
         user = await _new_user(session, username, password, member.email, temporary=True)
         member.user_id = user.id
         session.add(member)
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.SIGN_IN_GIVEN,
+            changed_by=changed_by,
+            member_id=member_id,
+            after={"username": user.username},
+        )
         await session.commit()
 
 
@@ -190,10 +228,11 @@ async def password_reset_refusal(db: Database, organisation_id: int, member_id: 
 
 
 async def reset_member_password(
-    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, password: str
+    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, password: str, changed_by: int | None
 ) -> None:
     """Staff give a plain member a new temporary password (handed over in person): every
-    open session and token of theirs ends, and they must change it at the next sign-in."""
+    open session and token of theirs ends, and they must change it at the next sign-in. The
+    history records only that it happened, never the password."""
     if editor_role not in STAFF_ROLES:
         raise errors.NotAllowed("only staff and coordinators may reset passwords")
     refusal = await password_reset_refusal(db, organisation_id, member_id)
@@ -201,14 +240,20 @@ async def reset_member_password(
         raise errors.NotAllowed(
             "staff may reset the password of a plain member of this organisation only", reason=refusal
         )
-    async with db.session() as session:
-        member = await _member_in(session, organisation_id, member_id)
-        user_id = member.user_id
-    assert user_id is not None
     try:
-        await give_temporary_password(db, user_id, password)
+        check_new_password(password)
     except ValueError as exc:
         raise errors.InvalidEntry(str(exc), field="password") from None
+    new_hash = await asyncio.to_thread(hash_password, password)
+    async with db.session() as session:
+        member = await _member_in(session, organisation_id, member_id)
+        assert member.user_id is not None
+        for statement in temporary_password_statements(member.user_id, new_hash, dt.datetime.now(dt.UTC)):
+            await session.exec(statement)
+        await record_change(
+            session, organisation_id, ChangeKind.PASSWORD_RESET, changed_by=changed_by, member_id=member_id
+        )
+        await session.commit()
 
 
 async def _member_in(session: AsyncSession, organisation_id: int, member_id: int) -> Member:
@@ -220,9 +265,11 @@ async def _member_in(session: AsyncSession, organisation_id: int, member_id: int
     return member
 
 
-async def set_member_active(db: Database, organisation_id: int, member_id: int, active: bool) -> None:
+async def set_member_active(
+    db: Database, organisation_id: int, member_id: int, active: bool, *, changed_by: int | None
+) -> None:
     """Deactivate (or reactivate) a member. Their account and its history stay."""
-    await update_member(db, organisation_id, member_id, is_active=active)
+    await update_member(db, organisation_id, member_id, is_active=active, changed_by=changed_by)
 
 
 @dataclass(frozen=True)
@@ -303,8 +350,13 @@ async def update_member(
     email: str | None = None,
     role: Role | None = None,
     is_active: bool | None = None,
+    changed_by: int | None,
 ) -> None:
-    """Edit a member. Deactivating keeps their account and history; the last coordinator stays."""
+    """Edit a member. Deactivating keeps their account and history; the last coordinator stays.
+
+    Each kind of change writes its own history row (details, role, deactivation), so a role
+    change is never hidden among edits; what did not change writes nothing.
+    """
     async with db.session() as session:
         member = await _member_in(session, organisation_id, member_id)
         changes: dict[str, object] = {}
@@ -336,13 +388,59 @@ async def update_member(
             )
             if not is_active and member.user_id is not None:
                 await _sign_out_if_nowhere_else(session, member)
+        # As it was: the ORM refreshes ``member`` when the update below runs.
+        was = {name: getattr(member, name) for name in ("display_name", "email", "role", "is_active")}
+        changes = {name: value for name, value in changes.items() if was[name] != value}
         if changes:
             await session.exec(
                 update(Member)
                 .where(Member.organisation_id == organisation_id, Member.id == member_id)  # type: ignore[arg-type]
                 .values(**changes)
             )
+        await _record_member_changes(session, organisation_id, member_id, was, changes, changed_by)
         await session.commit()
+
+
+async def _record_member_changes(
+    session: AsyncSession,
+    organisation_id: int,
+    member_id: int,
+    was: dict[str, object],
+    changes: dict[str, object],
+    changed_by: int | None,
+) -> None:
+    """The history rows of an edit: ``was`` the member before it, ``changes`` what differs."""
+    details = [name for name in ("display_name", "email") if name in changes]
+    if details:
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.DETAILS_EDITED,
+            changed_by=changed_by,
+            member_id=member_id,
+            before={name: was[name] for name in details},
+            after={name: changes[name] for name in details},
+        )
+    if "role" in changes:
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.ROLE_CHANGED,
+            changed_by=changed_by,
+            member_id=member_id,
+            before={"role": Role(str(was["role"])).value},
+            after={"role": Role(str(changes["role"])).value},
+        )
+    if "is_active" in changes:
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.REACTIVATED if changes["is_active"] else ChangeKind.DEACTIVATED,
+            changed_by=changed_by,
+            member_id=member_id,
+            before={"is_active": was["is_active"]},
+            after={"is_active": changes["is_active"]},
+        )
 
 
 async def _sign_out_if_nowhere_else(session: AsyncSession, member: Member) -> None:
@@ -418,7 +516,9 @@ def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment  # SQLite: naive UTC
 
 
-async def clear_sign_in_lockout(db: Database, organisation_id: int, member_id: int, *, editor_role: Role) -> bool:
+async def clear_sign_in_lockout(
+    db: Database, organisation_id: int, member_id: int, *, editor_role: Role, changed_by: int | None
+) -> bool:
     """A coordinator lets a member who is locked out by failed sign-ins try again at once.
 
     Clears the failures counted against the member's username (auth/rate_limit.py:
@@ -429,9 +529,15 @@ async def clear_sign_in_lockout(db: Database, organisation_id: int, member_id: i
     async with db.session() as session:
         member = await _member_in(session, organisation_id, member_id)
         user = await session.get(User, member.user_id) if member.user_id is not None else None
-    if user is None:
-        raise errors.LedgerConflict("this member has no sign-in", reason="no_sign_in")
-    return await rate_limit.clear_lockout(db, user.username)
+        if user is None:
+            raise errors.LedgerConflict("this member has no sign-in", reason="no_sign_in")
+        cleared = await rate_limit.clear_lockout(session, user.username)
+        if cleared:  # nothing to forgive is no change
+            await record_change(
+                session, organisation_id, ChangeKind.LOCKOUT_CLEARED, changed_by=changed_by, member_id=member_id
+            )
+        await session.commit()
+    return cleared
 
 
 async def name_in_organisation(db: Database, organisation_id: int, user_id: int) -> str | None:

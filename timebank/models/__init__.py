@@ -5,6 +5,7 @@ from timebank.models.api_token import ApiToken
 from timebank.models.base import NAMING_CONVENTION
 from timebank.models.browser_session import BrowserSession
 from timebank.models.category import Category, category_key
+from timebank.models.change import Change
 from timebank.models.correction import CorrectionAnswer, CorrectionRequest
 from timebank.models.hourly_rate import HourlyRate
 from timebank.models.member import Member, Role
@@ -21,6 +22,7 @@ __all__ = [
     "ApiToken",
     "BrowserSession",
     "Category",
+    "Change",
     "ClosedBalance",
     "CorrectionAnswer",
     "CorrectionRequest",

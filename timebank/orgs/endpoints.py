@@ -56,6 +56,7 @@ async def create_org(data: JSONBody[OrganisationCreate], caller: CallerDep, db: 
         timezone=data.timezone,
         **({"min_balance_minutes": minimum} if minimum is not None else {}),
         first_coordinator=FirstCoordinator(**data.first_coordinator.model_dump()) if data.first_coordinator else None,
+        changed_by=caller.user_id,
     )
     assert organisation.id is not None
     return await _public(db, organisation.id)
@@ -95,5 +96,6 @@ class OrganisationController(Controller):
             timezone=data.timezone,
             min_balance_minutes=data.min_balance(),
             categories=data.categories,
+            changed_by=ctx.caller.user_id,
         )
         return await _public(db, ctx.organisation_id)

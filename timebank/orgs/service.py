@@ -9,6 +9,7 @@ from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.db import Database
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.members.service import add_member
 from timebank.models import Account, AccountKind, Category, Member, Organisation, Role, Transaction, category_key
@@ -56,11 +57,14 @@ async def create_organisation(
     min_balance_minutes: int = -20 * 60,
     categories: tuple[str, ...] = DEFAULT_CATEGORIES,
     first_coordinator: "FirstCoordinator | None" = None,
+    changed_by: int | None,
 ) -> Organisation:
     """A new organisation with its agency account, its community pot and its categories.
 
     With ``first_coordinator``, also its first coordinator's membership and login,
     in the same transaction: an organisation never exists without someone to run it.
+    Their registration is the first row of its history (``changed_by``: the site
+    administrator, None for the command line).
     """
     check_slug(slug)
     check_timezone(timezone)
@@ -89,6 +93,7 @@ async def create_organisation(
                 role=Role.COORDINATOR,
                 username=first_coordinator.username,
                 password=first_coordinator.password,
+                changed_by=changed_by,
             )
         await session.commit()
         return organisation
@@ -117,8 +122,13 @@ async def update_organisation(
     timezone: str | None = None,
     min_balance_minutes: int | None = None,
     categories: list[str] | None = None,
+    changed_by: int | None,
 ) -> None:
     """Change an organisation's settings; only what is given changes.
+
+    What changed is in the history, in the same transaction: one row for the settings
+    (name, time zone, minimum balance; before and after) and one per category added,
+    renamed, retired or brought back.
 
     Not ``books_closed_through``: only closing a month moves it (``timebank.reports.closing``).
     """
@@ -135,15 +145,26 @@ async def update_organisation(
         organisation = await session.get(Organisation, organisation_id, with_for_update=True)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-        if name is not None:
-            organisation.name = name.strip()
-        if timezone is not None:
-            organisation.timezone = timezone
-        if min_balance_minutes is not None and min_balance_minutes != organisation.min_balance_minutes:
+        wanted: dict[str, object] = {
+            "name": name.strip() if name is not None else None,
+            "timezone": timezone,
+            "min_balance_minutes": min_balance_minutes,
+        }
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
+        for setting, value in wanted.items():
+            if value is not None and value != getattr(organisation, setting):
+                before[setting], after[setting] = getattr(organisation, setting), value
+        if min_balance_minutes is not None and "min_balance_minutes" in after:
             await _refloor_member_accounts(session, organisation_id, min_balance_minutes)
-            organisation.min_balance_minutes = min_balance_minutes
+        for setting, value in after.items():
+            setattr(organisation, setting, value)
+        if after:
+            await record_change(
+                session, organisation_id, ChangeKind.SETTINGS_CHANGED, changed_by=changed_by, before=before, after=after
+            )
         if categories is not None:
-            await _set_categories(session, organisation_id, categories)
+            await _set_categories(session, organisation_id, categories, changed_by)
         session.add(organisation)
         await session.commit()
 
@@ -168,23 +189,37 @@ async def _refloor_member_accounts(session: AsyncSession, organisation_id: int, 
     )
 
 
-async def _set_categories(session: AsyncSession, organisation_id: int, names: list[str]) -> None:
+async def _set_categories(
+    session: AsyncSession, organisation_id: int, names: list[str], changed_by: int | None
+) -> None:
     existing = {
-        category.name_key: category
+        category.name_key: (category.id, category.name, category.is_active)
         for category in (await session.exec(select(Category).where(Category.organisation_id == organisation_id))).all()
     }
     wanted = {category_key(name): name for name in names}
-    for key, category in existing.items():
+    for key, (category_id, old_name, was_active) in existing.items():
+        new_name, active = wanted.get(key, old_name), key in wanted
+        if (new_name, active) == (old_name, was_active):
+            continue
         # A Core statement naming the organisation: the ORM would update by id alone. A new
         # spelling of the same name keeps its key.
         await session.exec(
             update(Category)
-            .where(Category.organisation_id == organisation_id, Category.id == category.id)  # type: ignore[arg-type]
-            .values(is_active=key in wanted, name=wanted.get(key, category.name))
+            .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]
+            .values(is_active=active, name=new_name)
         )
+        if active != was_active:
+            kind = ChangeKind.CATEGORY_RESTORED if active else ChangeKind.CATEGORY_RETIRED
+            before, after = {"category": old_name, "active": was_active}, {"category": new_name, "active": active}
+        else:
+            kind, before, after = ChangeKind.CATEGORY_RENAMED, {"category": old_name}, {"category": new_name}
+        await record_change(session, organisation_id, kind, changed_by=changed_by, before=before, after=after)
     for key, name in wanted.items():
         if key not in existing:
             session.add(Category.named(organisation_id, name))
+            await record_change(
+                session, organisation_id, ChangeKind.CATEGORY_ADDED, changed_by=changed_by, after={"category": name}
+            )
 
 
 @dataclass(frozen=True)
@@ -293,13 +328,16 @@ async def check_category_name_free(
         await _same_name(session, organisation_id, name, except_id)
 
 
-async def add_category(db: Database, organisation_id: int, name: str) -> int:
+async def add_category(db: Database, organisation_id: int, name: str, *, changed_by: int | None) -> int:
     """A new category, offered on every form from now on. Its id."""
     name = check_category_name(name)
     async with db.session() as session:
         await _same_name(session, organisation_id, name)
         category = Category.named(organisation_id, name)
         session.add(category)
+        await record_change(
+            session, organisation_id, ChangeKind.CATEGORY_ADDED, changed_by=changed_by, after={"category": name}
+        )
         await session.commit()
         assert category.id is not None
         return category.id
@@ -323,13 +361,17 @@ async def get_category(db: Database, organisation_id: int, category_id: int) -> 
     raise errors.NotFound(f"no category {category_id} in this organisation")
 
 
-async def rename_category(db: Database, organisation_id: int, category_id: int, name: str) -> None:
+async def rename_category(
+    db: Database, organisation_id: int, category_id: int, name: str, *, changed_by: int | None
+) -> None:
     """Give a category a new name. The same row keeps its id, so every entry already in it,
     however old, shows the new name (``update_organisation(categories=...)`` matches by
     name instead: a new name there is a new category)."""
     name = check_category_name(name)
     async with db.session() as session:
-        await _category_in(session, organisation_id, category_id)
+        old_name = (await _category_in(session, organisation_id, category_id)).name
+        if name == old_name:
+            return  # nothing changes, and no history row says it did
         await _same_name(session, organisation_id, name, except_id=category_id)
         # A Core statement naming the organisation: the ORM would update by id alone.
         await session.exec(
@@ -337,13 +379,33 @@ async def rename_category(db: Database, organisation_id: int, category_id: int, 
             .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]
             .values(name=name, name_key=category_key(name))
         )
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.CATEGORY_RENAMED,
+            changed_by=changed_by,
+            before={"category": old_name},
+            after={"category": name},
+        )
         await session.commit()
 
 
-async def set_category_active(db: Database, organisation_id: int, category_id: int, active: bool) -> None:
+async def set_category_active(
+    db: Database, organisation_id: int, category_id: int, active: bool, *, changed_by: int | None
+) -> None:
     """Retire a category (no new entries in it; old entries keep it) or restore one."""
     async with db.session() as session:
-        await _category_in(session, organisation_id, category_id)
+        category = await _category_in(session, organisation_id, category_id)
+        if category.is_active == active:
+            return  # already so: no change, no history row
+        await record_change(
+            session,
+            organisation_id,
+            ChangeKind.CATEGORY_RESTORED if active else ChangeKind.CATEGORY_RETIRED,
+            changed_by=changed_by,
+            before={"category": category.name, "active": not active},
+            after={"category": category.name, "active": active},
+        )
         await session.exec(
             update(Category)
             .where(Category.organisation_id == organisation_id, Category.id == category_id)  # type: ignore[arg-type]

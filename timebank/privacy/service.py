@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from timebank.db import Database
+from timebank.history.service import ChangeKind, erase_from_history, record_change
 from timebank.ledger import errors, minutes_to_hours
 from timebank.models import (
     Account,
@@ -237,12 +238,26 @@ async def _rows_naming(
         if "organisation_id" in table.c:
             query = query.where(table.c.organisation_id == organisation_id)
         rows = [
-            {name: _plain(value) for name, value in row._mapping.items() if name not in SECRET_COLUMNS}
+            {
+                name: _plain(value)
+                for name, value in row._mapping.items()
+                if name not in SECRET_COLUMNS and name not in _others_personal_data(table.name, row, member_id)
+            }
             for row in await conn.execute(query)
         ]
         if rows:
             found[table.name] = rows
     return found
+
+
+def _others_personal_data(table: str, row: Any, member_id: int) -> frozenset[str]:
+    """Columns of a row that hold other people's personal data: in the history, who acted (a
+    staff member's name), and what changed when the row is about someone else (they acted)."""
+    if table != "changes":
+        return frozenset()
+    if row.member_id == member_id:
+        return frozenset({"actor_name"})
+    return frozenset({"actor_name", "before_state", "after_state"})
 
 
 def _references(member_id: int, user_id: int | None, account_id: int) -> list[tuple[Table, Any]]:
@@ -303,6 +318,14 @@ async def erase_member(db: Database, organisation_id: int, member_id: int, *, by
             identifiers += [user.username, user.email]
             login, removed = await _erase_login(conn, organisation_id, member_id, user)
         descriptions = await _erase_descriptions(conn, organisation_id, account_id, identifiers)
+        pattern = _naming_pattern(identifiers)
+        history_rows = await erase_from_history(
+            conn,
+            organisation_id,
+            member_id,
+            member.user_id,
+            lambda text: pattern is not None and pattern.search(text) is not None,
+        )
         await _erase_correction_words(conn, organisation_id, member_id)
         await conn.execute(
             update(members)
@@ -313,6 +336,15 @@ async def erase_member(db: Database, organisation_id: int, member_id: int, *, by
             update(accounts)
             .where(accounts.c.organisation_id == organisation_id, accounts.c.id == account_id)
             .values(is_active=False)
+        )
+        # By ids and counts only, never the erased values.
+        await record_change(
+            conn,
+            organisation_id,
+            ChangeKind.MEMBER_ERASED,
+            changed_by=by_user_id,
+            member_id=member_id,
+            after={"descriptions_removed": descriptions, "history_rows_erased": history_rows, "login": login},
         )
     return Erasure(member_id, descriptions, login, removed)
 

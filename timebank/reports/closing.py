@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
 from timebank.db.retry import run_in_transaction
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.ledger.posting import check_idempotency_key
 from timebank.models import Account, ClosedBalance, Organisation, PeriodClose, Transaction
@@ -144,6 +145,14 @@ async def _close(
             }
             for account_id, (balance, last_active) in sorted(computed.closing_balances.items())
         ],
+    )
+    await record_change(
+        conn,
+        organisation_id,
+        ChangeKind.MONTH_CLOSED,
+        changed_by=closed_by,
+        before={"books_closed_through": closed_through.isoformat() if closed_through else None},
+        after={"month": label, "books_closed_through": last_day.isoformat()},
     )
     return ClosedMonth(month, last_day, closed_at, closed_by)
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 
 from timebank.db import Database
+from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.models import HourlyRate, Organisation
 
@@ -47,6 +48,14 @@ async def set_hourly_rate(
         timezone = await conn.scalar(select(organisations.c.timezone).where(organisations.c.id == organisation_id))
         if timezone is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
+        previous = (
+            await conn.execute(
+                select(hourly_rates.c.amount_pence, hourly_rates.c.currency, hourly_rates.c.basis)
+                .where(hourly_rates.c.organisation_id == organisation_id)
+                .order_by(hourly_rates.c.id.desc())
+                .limit(1)
+            )
+        ).first()
         set_at = dt.datetime.now(dt.UTC)
         set_on = set_at.astimezone(ZoneInfo(timezone)).date()
         new_id = await conn.scalar(
@@ -61,6 +70,14 @@ async def set_hourly_rate(
                 set_by_user_id=set_by,
             )
             .returning(hourly_rates.c.id)
+        )
+        await record_change(
+            conn,
+            organisation_id,
+            ChangeKind.HOURLY_RATE_CHANGED,
+            changed_by=set_by,
+            before=dict(previous._mapping) if previous is not None else None,
+            after={"amount_pence": amount_pence, "currency": currency, "basis": basis},
         )
     return RateChange(new_id, amount_pence, currency, basis, set_on, set_at, set_by)
 

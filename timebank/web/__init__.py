@@ -15,6 +15,7 @@ from timebank.web import (
     corrections,
     exchanges,
     group_activities,
+    history,
     home,
     members,
     people,
@@ -46,6 +47,7 @@ def page_routes() -> list:
             *transactions.ROUTES,
             *settings.ROUTES,
             *access.ROUTES,
+            *history.ROUTES,
         ],
         # Every page in here is seen as an active member of the organisation in the path.
         dependencies={"ctx": Provide(provide_page_context)},

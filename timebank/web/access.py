@@ -131,7 +131,7 @@ async def change_role(
     current = await service.get_member(db, ctx.organisation_id, member_id)
     service.check_may_edit(ctx.role, current.role, role)
     try:
-        await service.update_member(db, ctx.organisation_id, member_id, role=role)
+        await service.update_member(db, ctx.organisation_id, member_id, role=role, changed_by=ctx.user.user_id)
     except errors.LedgerConflict:
         return await _person_page(
             db, settings, ctx, member_id, chosen_role=role.value, problem="last_coordinator", status_code=409
@@ -152,7 +152,7 @@ async def set_active(
         return await _person_page(db, settings, ctx, member_id, problem="not_understood", status_code=400)
     active = data.active == "yes"
     try:
-        await service.set_member_active(db, ctx.organisation_id, member_id, active)
+        await service.set_member_active(db, ctx.organisation_id, member_id, active, changed_by=ctx.user.user_id)
     except errors.LedgerConflict:
         return await _person_page(db, settings, ctx, member_id, problem="last_coordinator_active", status_code=409)
     return see_other(_access_path(ctx, f"/{member_id}?notice={'reactivated' if active else 'deactivated'}"))
@@ -164,7 +164,9 @@ async def clear_lockout(
 ) -> Template | Redirect:
     _require_coordinator_about_someone(ctx)
     try:
-        cleared = await service.clear_sign_in_lockout(db, ctx.organisation_id, member_id, editor_role=ctx.role)
+        cleared = await service.clear_sign_in_lockout(
+            db, ctx.organisation_id, member_id, editor_role=ctx.role, changed_by=ctx.user.user_id
+        )
     except errors.LedgerConflict:
         return await _person_page(db, settings, ctx, member_id, problem="no_sign_in", status_code=409)
     return see_other(_access_path(ctx, f"/{member_id}?notice={'lockout_cleared' if cleared else 'not_locked_out'}"))

@@ -147,6 +147,7 @@ async def register(ctx: PageContextDep, db: DatabaseDep, data: Annotated[Registe
             username=username or None,
             password=data.password if username else None,
             temporary_password=True,
+            changed_by=ctx.user.user_id,
         )
     except (errors.InvalidEntry, errors.LedgerConflict) as refused:
         field = _field_of(refused, "display_name")
@@ -254,14 +255,19 @@ async def edit(
         return _refused("pages/edit_member.html", ctx, problems, member=member, form=data)
     # An empty email is kept as it was: the service has no way to clear one yet.
     await service.update_member(
-        db, ctx.organisation_id, member_id, display_name=data.display_name, email=data.email.strip() or None
+        db,
+        ctx.organisation_id,
+        member_id,
+        display_name=data.display_name,
+        email=data.email.strip() or None,
+        changed_by=ctx.user.user_id,
     )
     return see_other(_members_path(ctx, f"/{member_id}?notice=edited"))
 
 
 async def _set_active(ctx: PageContext, db: DatabaseDep, member_id: int, active: bool) -> Redirect:
     await _editable(ctx, db, member_id)
-    await service.update_member(db, ctx.organisation_id, member_id, is_active=active)
+    await service.update_member(db, ctx.organisation_id, member_id, is_active=active, changed_by=ctx.user.user_id)
     return see_other(_members_path(ctx, f"/{member_id}?notice={'reactivated' if active else 'deactivated'}"))
 
 
@@ -301,6 +307,7 @@ async def give_sign_in(
                 editor_role=ctx.role,
                 username=data.username,
                 password=data.password,
+                changed_by=ctx.user.user_id,
             )
             return see_other(_members_path(ctx, f"/{member_id}?notice=sign_in_given"))
         except (errors.InvalidEntry, errors.LedgerConflict) as refused:
@@ -333,7 +340,12 @@ async def reset_password(
     member = await _editable(ctx, db, member_id)
     try:
         await service.reset_member_password(
-            db, ctx.organisation_id, member_id, editor_role=ctx.role, password=data.password
+            db,
+            ctx.organisation_id,
+            member_id,
+            editor_role=ctx.role,
+            password=data.password,
+            changed_by=ctx.user.user_id,
         )
     except errors.InvalidEntry:
         return _refused(

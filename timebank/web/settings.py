@@ -160,11 +160,17 @@ async def _checked(db: Database, ctx: PageContext, change: str, form: SettingFor
 async def _save(db: Database, ctx: PageContext, change: str, form: SettingForm, effect: dict[str, Any]) -> None:
     match change:
         case "name":
-            await service.update_organisation(db, ctx.organisation_id, name=effect["after"])
+            await service.update_organisation(
+                db, ctx.organisation_id, name=effect["after"], changed_by=ctx.user.user_id
+            )
         case "timezone":
-            await service.update_organisation(db, ctx.organisation_id, timezone=effect["after"])
+            await service.update_organisation(
+                db, ctx.organisation_id, timezone=effect["after"], changed_by=ctx.user.user_id
+            )
         case "minimum-balance":
-            await service.update_organisation(db, ctx.organisation_id, min_balance_minutes=effect["after"])
+            await service.update_organisation(
+                db, ctx.organisation_id, min_balance_minutes=effect["after"], changed_by=ctx.user.user_id
+            )
         case "hourly-value":
             before = effect["before"]
             await rates.set_hourly_rate(
@@ -176,12 +182,18 @@ async def _save(db: Database, ctx: PageContext, change: str, form: SettingForm, 
                 set_by=ctx.user.user_id,
             )
         case "add-category":
-            await service.add_category(db, ctx.organisation_id, effect["after"])
+            await service.add_category(db, ctx.organisation_id, effect["after"], changed_by=ctx.user.user_id)
         case "rename-category":
-            await service.rename_category(db, ctx.organisation_id, effect["category"].id, effect["after"])
+            await service.rename_category(
+                db, ctx.organisation_id, effect["category"].id, effect["after"], changed_by=ctx.user.user_id
+            )
         case "retire-category" | "restore-category":
             await service.set_category_active(
-                db, ctx.organisation_id, effect["category"].id, change == "restore-category"
+                db,
+                ctx.organisation_id,
+                effect["category"].id,
+                change == "restore-category",
+                changed_by=ctx.user.user_id,
             )
 
 

@@ -36,6 +36,10 @@ from timebank.web.responses import new_form_key, page, see_other
 class ReversalForm(BaseModel):
     idempotency_key: str = ""
     reason: str = ""
+    # The "Report a mistake" request this reversal answers ("Reverse this exchange" on the
+    # Corrections page): after reversing, back there to answer it, and the answer records
+    # the reversal (corrections/service.py).
+    correction: str = ""
 
 
 def transaction_path(ctx: PageContext, transaction_id: int, suffix: str = "") -> str:
@@ -139,11 +143,14 @@ async def _reversible(db: Database, ctx: PageContext, transaction_id: int) -> le
 
 
 @get("/exchanges/{transaction_id:int}/reverse", name="reverse-transaction")
-async def reverse_form(ctx: PageContextDep, db: DatabaseDep, transaction_id: FromPath[int]) -> Template | Redirect:
+async def reverse_form(
+    ctx: PageContextDep, db: DatabaseDep, transaction_id: FromPath[int], correction: FromQuery[int | None] = None
+) -> Template | Redirect:
     posted = await _reversible(db, ctx, transaction_id)
     if posted.reversed_by_id is not None:
         return see_other(transaction_path(ctx, posted.id))  # nothing left to undo: its page says by what
-    return await _reversal_page(db, ctx, posted, ReversalForm(idempotency_key=new_form_key()), [])
+    form = ReversalForm(idempotency_key=new_form_key(), correction=str(correction) if correction else "")
+    return await _reversal_page(db, ctx, posted, form, [])
 
 
 def reversal_problem(refusal: errors.LedgerError, legs_named: dict[int, str]) -> dict[str, Any]:
@@ -191,6 +198,8 @@ async def reverse(
         if problem["kind"] == "already_recorded":
             data = data.model_copy(update={"idempotency_key": new_form_key()})
         return await _reversal_page(db, ctx, posted, data, [problem], refusal.status_code)
+    if data.correction.isdigit():
+        return see_other(f"/orgs/{ctx.slug}/corrections#correction-{int(data.correction)}")
     # A replayed key (a double submit) answers with the first reversal: the same page.
     return see_other(transaction_path(ctx, reversal.id, "?notice=reversed"))
 

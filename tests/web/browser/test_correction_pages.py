@@ -97,7 +97,7 @@ class TestReportAMistake:
         expect(table).to_contain_text("Staff answered: “You are right. A coordinator will correct it today.”")
         checked(page, "statement-answered")
 
-    def test_a_coordinator_sees_reverse_this_exchange_for_the_request(
+    def test_a_coordinator_reverses_from_the_request_and_the_member_sees_the_outcome(
         self, page: Page, site: Site, staff: Staff
     ) -> None:
         member, helper = staff.register("Xena Asker"), staff.register("Yuri Giver")
@@ -111,6 +111,26 @@ class TestReportAMistake:
         reverse = request.get_by_role("link", name=re.compile("Reverse this exchange"))
         expect(reverse).to_have_attribute("href", re.compile(r"/exchanges/\d+/reverse\?correction=\d+$"))
         checked(page, "corrections-coordinator")
+
+        reverse.click()
+        page.get_by_label("Why is it being reversed?").fill("Xena reported it: logged by mistake")
+        page.get_by_role("button", name="Reverse this exchange").click()
+        # Back on the request, to answer it; the answer records the reversal.
+        expect(page).to_have_url(re.compile(r"/corrections#correction-\d+$"))
+        assert staff.balance(member) == 0
+        request = page.locator("section.tb-correction", has_text="From Xena Asker")
+        expect(request.get_by_role("link", name=re.compile("Reverse this exchange"))).to_have_count(0)
+        request.get_by_label("Your answer to Xena Asker").fill("We have reversed it.")
+        request.get_by_role("button", name="Send answer").click()
+        expect(page.get_by_text("Your answer to Xena Asker has been sent.")).to_be_visible()
+
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, member.username)
+        page.get_by_role("link", name="Your statement").first.click()
+        table = page.locator("table.tb-statement")
+        expect(table).to_contain_text("We have reversed it.")
+        expect(table).to_contain_text("This entry was reversed.")
+        checked(page, "statement-reversed")
 
 
 class TestWithoutJavaScript:
