@@ -7,7 +7,16 @@ What runs, each phase for ``--seconds``, the whole set ``--runs`` times (medians
   four hot ones, at each concurrency of ``--scan`` and at ``--concurrency``;
 - service reads: balance reads by 64 connections while writes run, flat out and paced;
 - pgbench -N (PostgreSQL's simple-update benchmark) at ``--concurrency``;
-- the server's memory (RSS per process) throughout, and its time from start to /ready.
+- the server's memory (RSS per process) throughout, and its time from start to /ready;
+- SQLite, the embedded default (``sqlite_run``): one worker on a fresh file, exchange writes
+  through HTTP at each of ``--sqlite-scan`` against the SQLite ceiling (``ceiling_sqlite.py``),
+  balance reads with writes alongside, then ``timebank verify``;
+- pages, on both databases, one worker: the member home GET and the staff "Log an exchange"
+  POST, as a browser sends them (``sqlite_and_pages.py``).
+
+``--phases`` picks among postgres, sqlite and pages (all three by default). Every phase's
+figures are printed, with the load average, and the JSON summary is written to
+``bench-results/``.
 
 Everything runs on this machine: database, server, load generator. The load
 generator is wrk (C, event-driven); its CPU use is reported so it can be seen not
@@ -34,27 +43,45 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 
+from scripts.benchmark.measure import HERE, ProcessSampler, children_cpu, postgres_cpu_seconds, run_measured, wrk
+from scripts.benchmark.sqlite_and_pages import (
+    PASSWORD,
+    TIMEZONE,
+    Seeded,
+    pages,
+    seed_organisation,
+    seed_sqlite_history,
+)
 from scripts.drills.live_server import ServerProcess
-from timebank.db import create_database
-from timebank.ledger import shared_account_id
-from timebank.members.service import create_member
-from timebank.models import AccountKind, Role
-from timebank.orgs.service import create_organisation
 
-HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
-PASSWORD = "benchmark staff password"
-TIMEZONE = "Europe/London"
+PHASES = ("postgres", "sqlite", "pages")
+# The bench speaks plain HTTP on loopback, where a client keeps no Secure cookie; behind
+# TLS the flag changes nothing the server does.
+PLAIN_HTTP_COOKIES = "false"
 
 
 @dataclass
 class Bench:
     server_url: str  # PostgreSQL server, without a database name
     database: str
-    org_id: int = 0
-    slug: str = ""
-    accounts: list[int] = field(default_factory=list)
-    staff_username: str = ""
+    seeded: Seeded = field(default_factory=Seeded)
+
+    @property
+    def org_id(self) -> int:
+        return self.seeded.org_id
+
+    @property
+    def slug(self) -> str:
+        return self.seeded.slug
+
+    @property
+    def accounts(self) -> list[int]:
+        return self.seeded.accounts
+
+    @property
+    def staff_username(self) -> str:
+        return self.seeded.staff_username
 
     @property
     def dsn(self) -> str:
@@ -80,31 +107,7 @@ async def drop_database(server_url: str, name: str) -> None:
 
 async def seed(bench: Bench, members: int, history: int) -> None:
     """One organisation, a staff login, ``members`` accounts with room to spend, and history."""
-    db = create_database(bench.dsn)
-    try:
-        slug = f"bench-{uuid.uuid4().hex[:6]}"
-        # The lowest minimum allowed, so random exchanges are never refused for balance.
-        organisation = await create_organisation(
-            db, slug=slug, name="Benchmark centre", timezone=TIMEZONE, min_balance_minutes=-10_000 * 60, changed_by=None
-        )
-        assert organisation.id is not None
-        bench.org_id, bench.slug = organisation.id, slug
-        bench.staff_username = f"staff-{slug}"
-        await create_member(
-            db,
-            organisation.id,
-            display_name="Bench staff",
-            role=Role.STAFF,
-            username=bench.staff_username,
-            password=PASSWORD,
-            changed_by=None,
-        )
-        for n in range(members):
-            new = await create_member(db, organisation.id, display_name=f"Member {n:05d}", changed_by=None)
-            bench.accounts.append(new.account.id)  # type: ignore[arg-type]
-        bench.accounts.append(await shared_account_id(db, organisation.id, AccountKind.AGENCY))
-    finally:
-        await db.dispose()
+    bench.seeded = await seed_organisation(bench.dsn, members)
     await seed_history(bench, history)
     # Planner statistics, as any live database has. Without history and statistics,
     # connections cache plans made for near-empty tables (sequential scans) and keep
@@ -137,119 +140,12 @@ async def seed_history(bench: Bench, exchanges: int) -> None:
     await conn.close()
 
 
-def sign_in(base_url: str, bench: Bench) -> str:
+def sign_in(base_url: str, bench: Bench | Seeded) -> str:
     response = httpx.post(
         f"{base_url}/api/v1/auth/token", json={"username": bench.staff_username, "password": PASSWORD}, timeout=10
     )
     response.raise_for_status()
     return str(response.json()["access_token"])
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-class ProcessSampler:
-    """Samples the RSS of a process tree, and its CPU time, while a benchmark runs."""
-
-    def __init__(self, root_pid: int) -> None:
-        self.root_pid = root_pid
-        self.max_rss_mb: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def pids(self) -> list[int]:
-        found = [self.root_pid]
-        for pid in found:
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            found.extend(int(child) for child in children)
-        return found
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.25):
-            for pid in self.pids():
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                match = re.search(r"VmRSS:\s+(\d+) kB", status)
-                if match:
-                    self.max_rss_mb[pid] = max(self.max_rss_mb.get(pid, 0.0), int(match.group(1)) / 1024)
-
-    def __enter__(self) -> "ProcessSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU time of every PostgreSQL backend process on this machine."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def run_measured(command: list[str], env: dict[str, str], marker: str) -> tuple[dict, float]:
-    """Run a load generator; return its JSON summary and the CPU seconds it used."""
-    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output, _ = process.communicate()
-    _, _, usage = os.wait4(process.pid, 0) if process.returncode is None else (0, 0, None)
-    text = output.decode(errors="replace")
-    line = next((line for line in text.splitlines() if line.startswith(marker)), None)
-    if line is None:
-        raise RuntimeError(f"{command[0]} printed no {marker} line:\n{text[-3000:]}")
-    cpu = (usage.ru_utime + usage.ru_stime) if usage else 0.0
-    return json.loads(line[len(marker) :]), cpu
-
-
-def children_cpu() -> float:
-    usage = os.times()
-    return usage.children_user + usage.children_system
-
-
-def wrk(script: str, url: str, connections: int, seconds: float, env: dict[str, str]) -> tuple[dict, float]:
-    before = children_cpu()
-    result, _ = run_measured(
-        [
-            "wrk",
-            "-t",
-            str(min(2, connections)),
-            "-c",
-            str(connections),
-            "-d",
-            f"{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(HERE / script),
-            url,
-        ],
-        env,
-        "WRK_JSON ",
-    )
-    return result, children_cpu() - before
 
 
 def ceiling(
@@ -368,15 +264,118 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
     return results
 
 
+def postgres_pages_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
+    """The pages phase on PostgreSQL: one worker of its own."""
+    server = ServerProcess(
+        bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-bench-pages-")), workers=1, cookie_secure=PLAIN_HTTP_COOKIES
+    )
+    server.start()
+    try:
+        return pages(
+            server.base_url, bench.seeded, args.page_connections, args.seconds, f"p{run_number}-{uuid.uuid4().hex[:6]}"
+        )
+    finally:
+        server.stop()
+
+
+def ceiling_sqlite(
+    path: Path, org_id: int, accounts: list[int], connections: int, seconds: float, run: str, day: str
+) -> dict:
+    result, _ = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "scripts.benchmark.ceiling_sqlite",
+            str(path),
+            str(org_id),
+            ",".join(map(str, accounts)),
+            str(connections),
+            str(seconds),
+            run,
+            day,
+        ],
+        {"PYTHONPATH": str(ROOT)},
+        "CEILING_JSON ",
+    )
+    return result
+
+
+def sqlite_run(args: argparse.Namespace, run_number: int) -> dict:
+    """The embedded default: one worker on a fresh SQLite file (WAL, synchronous=FULL).
+
+    Exchange writes through HTTP at each concurrency of ``--sqlite-scan`` against the
+    SQLite ceiling at the same concurrency; balance reads with writes alongside; the
+    pages phase if asked for; then ``timebank verify`` on everything written.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="timebank-bench-sqlite-"))
+    path = workdir / "timebank.sqlite3"
+    server = ServerProcess(f"sqlite+aiosqlite:///{path}", workdir, workers=1, cookie_secure=PLAIN_HTTP_COOKIES)
+    server.migrate()
+    seeded = asyncio.run(seed_organisation(server.database_url, args.members))
+    asyncio.run(seed_sqlite_history(path, seeded, args.sqlite_history))
+    results: dict = {"start_to_ready_s": server.start(), "load_before": os.getloadavg()}
+    day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+    nonce = f"s{run_number}-{uuid.uuid4().hex[:6]}"
+    writing = seeded.accounts[: args.sqlite_accounts]
+    try:
+        token = sign_in(server.base_url, seeded)
+        write_env = {"TB_TOKEN": token, "TB_ORG": seeded.slug, "TB_DATE": day}
+
+        def writes(connections: int, run: str) -> dict:
+            result, _ = wrk(
+                "exchanges.lua",
+                server.base_url,
+                connections,
+                args.seconds,
+                {**write_env, "TB_ACCOUNTS": ",".join(map(str, writing)), "TB_RUN": run},
+            )
+            return result
+
+        with ProcessSampler(server.pid or 0) as sampler:
+            if "sqlite" in args.phases:
+                writes(4, f"{nonce}-warm")
+                for connections in args.sqlite_scan:
+                    label = f"c{connections}"
+                    results[f"ceiling_{label}"] = ceiling_sqlite(
+                        path, seeded.org_id, writing, connections, args.seconds, f"{nonce}-ceiling-{label}", day
+                    )
+                    cpu = sampler.cpu_seconds()
+                    results[f"writes_{label}"] = writes(connections, f"{nonce}-{label}")
+                    results[f"writes_{label}_server_cpu_s"] = sampler.cpu_seconds() - cpu
+                    results[f"load_after_{label}"] = os.getloadavg()
+                results["reads"], results["writes_during_reads"] = reads_during_writes(
+                    server.base_url,
+                    seeded,
+                    token,
+                    args,
+                    write_env,
+                    f"{nonce}-rw",
+                    pause_ms=args.read_pause_ms,
+                    writers=args.sqlite_read_writers,
+                )
+            if "pages" in args.phases:
+                results["pages"] = pages(server.base_url, seeded, args.page_connections, args.seconds, f"{nonce}-p")
+        results["max_rss_mb"] = max(sampler.max_rss_mb.values(), default=0.0)
+        results["load_after"] = os.getloadavg()
+    finally:
+        server.stop()
+    verified = server.verify()
+    results["verify_passed"] = verified.passed
+    if not verified.passed:
+        raise RuntimeError(f"timebank verify failed after the SQLite phase: {verified.problems}")
+    return results
+
+
 def reads_during_writes(
     base_url: str,
-    bench: Bench,
+    bench: Bench | Seeded,
     token: str,
     args: argparse.Namespace,
     write_env: dict[str, str],
     nonce: str,
     pause_ms: int,
     write_pause_ms: int = 0,
+    writers: int | None = None,
 ) -> tuple[dict, dict]:
     """64 balance readers while writers post exchanges, both for the same time.
 
@@ -390,7 +389,7 @@ def reads_during_writes(
         outcome["writes"], _ = wrk(
             "exchanges.lua",
             base_url,
-            args.read_writers,
+            writers or args.read_writers,
             args.seconds,
             {
                 **write_env,
@@ -431,7 +430,107 @@ def ms(result: dict, p: int) -> float:
     return float(result[f"p{p}_ms"]) if f"p{p}_ms" in result else result[f"p{p}_us"] / 1000
 
 
+def max_ms(result: dict) -> float:
+    return float(result["max_ms"]) if "max_ms" in result else result["max_us"] / 1000
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def figures(results: list[dict]) -> dict:
+    """Medians over the runs of one phase: rate, percentiles, the slowest request, errors."""
+    summary = {
+        "per_second": median([per_second(r) for r in results]),
+        "p50_ms": median([ms(r, 50) for r in results]),
+        "p99_ms": median([ms(r, 99) for r in results]),
+        "max_ms": median([max_ms(r) for r in results]),
+        "worst_max_ms": round(max(max_ms(r) for r in results), 2),
+    }
+    for count in ("server_errors", "other_4xx", "failed", "socket_errors", "timeouts"):
+        if any(count in r for r in results):
+            summary[count] = sum(r.get(count, 0) for r in results)
+    return summary
+
+
+def summarise_sqlite(runs: list[dict], args: argparse.Namespace) -> dict:
+    summary: dict = {
+        "config": {
+            "database": "a fresh SQLite file: WAL, synchronous=FULL",
+            "workers": 1,
+            "accounts_written": args.sqlite_accounts,
+            "history_exchanges": args.sqlite_history,
+        },
+        "scan": {},
+    }
+    for n in args.sqlite_scan:
+        ceiling_, service = figures([r[f"ceiling_c{n}"] for r in runs]), figures([r[f"writes_c{n}"] for r in runs])
+        requests = [r[f"writes_c{n}"]["requests"] for r in runs]
+        cpu = [r[f"writes_c{n}_server_cpu_s"] for r in runs]
+        summary["scan"][str(n)] = {
+            "ceiling": ceiling_,
+            "service": service,
+            "ratio": round(service["per_second"] / ceiling_["per_second"], 3),
+            "server_cpu_ms_per_request": median([1000 * c / q for c, q in zip(cpu, requests, strict=True) if q]),
+            "load_average_after": [r[f"load_after_c{n}"] for r in runs],
+        }
+    summary["reads_with_writes"] = {
+        "readers": args.readers,
+        "reader_pause_ms": args.read_pause_ms,
+        "writers_flat_out": args.sqlite_read_writers,
+        "reads": figures([r["reads"] for r in runs]),
+        "writes": figures([r["writes_during_reads"] for r in runs]),
+    }
+    summary["max_rss_mb"] = max(r["max_rss_mb"] for r in runs)
+    summary["verify_passed"] = all(r["verify_passed"] for r in runs)
+    return summary
+
+
+def summarise_pages(results: list[dict], connections: int) -> dict:
+    return {
+        "connections": connections,
+        "member_home_get": figures([r["member_home"] for r in results]),
+        "log_exchange_post": figures([r["log_exchange_post"] for r in results]),
+    }
+
+
+def print_sqlite(summary: dict) -> None:
+    print("\nSQLite (one worker, synchronous=FULL): exchange writes through HTTP against the SQLite ceiling")
+    print(
+        f"{'clients':>8} {'ceiling/s':>10} {'p99 ms':>8} {'service/s':>10} {'ratio':>6} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'5xx':>4} {'CPU ms/req':>10}"
+    )
+    for n, row in summary["scan"].items():
+        c, s = row["ceiling"], row["service"]
+        print(
+            f"{n:>8} {c['per_second']:10.0f} {c['p99_ms']:8.1f} {s['per_second']:10.0f} {row['ratio']:6.2f} "
+            f"{s['p50_ms']:8.1f} {s['p99_ms']:8.1f} {s['worst_max_ms']:8.1f} {s.get('server_errors', 0):>4} "
+            f"{row['server_cpu_ms_per_request']:10.2f}"
+        )
+    rw = summary["reads_with_writes"]
+    for name in ("reads", "writes"):
+        r = rw[name]
+        print(
+            f"{name} ({rw['readers']} paced readers + {rw['writers_flat_out']} writers): {r['per_second']:.0f}/s, "
+            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['worst_max_ms']:.1f} ms"
+        )
+    print(f"timebank verify afterwards: {'passed' if summary['verify_passed'] else 'FAILED'}")
+
+
+def print_pages(summary: dict) -> None:
+    for database, pages_ in summary.items():
+        print(f"\nPages on {database} (one worker, {pages_['connections']} connections):")
+        for name in ("member_home_get", "log_exchange_post"):
+            r = pages_[name]
+            print(
+                f"  {name:20} {r['per_second']:7.0f}/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+                f"max {r['worst_max_ms']:7.1f} ms  not as expected: {r.get('failed', 0)}"
+            )
+
+
 def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
+    """The PostgreSQL phases' medians over the runs."""
+
     def median(values: list[float]) -> float:
         return round(statistics.median(values), 2)
 
@@ -499,6 +598,7 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
 
 
 def print_table(summary: dict) -> None:
+    """The PostgreSQL phases."""
     rows = [
         ("ceiling (asyncpg, same SQL)", summary["ceiling"]),
         ("service writes, many accounts", summary["service_writes"]),
@@ -552,25 +652,66 @@ def main() -> None:
     parser.add_argument("--read-pause-ms", type=int, default=100, help="pause per reader in the paced read phase")
     parser.add_argument("--write-pause-ms", type=int, default=20, help="pause per writer in the paced read phase")
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="postgres: the PostgreSQL phases above; sqlite: the SQLite default; pages: the two pages on both",
+    )
+    parser.add_argument("--sqlite-scan", type=int, nargs="*", default=[1, 4, 16], help="SQLite client counts")
+    parser.add_argument("--sqlite-accounts", type=int, default=50, help="accounts the SQLite writers use")
+    parser.add_argument("--sqlite-history", type=int, default=5000, help="past exchanges in the SQLite file")
+    parser.add_argument("--sqlite-read-writers", type=int, default=4, help="writers during the SQLite read phase")
+    parser.add_argument("--page-connections", type=int, default=4, help="connections in the pages phase")
     args = parser.parse_args()
 
-    bench = asyncio.run(create_bench_database(args.postgres))
-    print(
-        f"Benchmark database {bench.database}; seeding {args.members} members and {args.history} exchanges ...",
-        flush=True,
-    )
+    load_at_start = os.getloadavg()
+    with_postgres = "postgres" in args.phases or "pages" in args.phases
+    bench = asyncio.run(create_bench_database(args.postgres)) if with_postgres else None
+    runs: list[dict] = []
+    summary: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "load_average_at_start": load_at_start,
+    }
     try:
-        ServerProcess(bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-bench-"))).migrate()
-        asyncio.run(seed(bench, args.members, args.history))
-        runs = []
+        if bench is not None:
+            print(
+                f"Benchmark database {bench.database}; seeding {args.members} members and {args.history} exchanges ...",
+                flush=True,
+            )
+            ServerProcess(bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-bench-"))).migrate()
+            asyncio.run(seed(bench, args.members, args.history))
         for number in range(1, args.runs + 1):
-            print(f"run {number} of {args.runs} ...", flush=True)
-            runs.append(one_run(args, bench, number))
-        summary = summarise(runs, args)
+            print(f"run {number} of {args.runs} (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
+            run: dict = {}
+            if bench is not None and "postgres" in args.phases:
+                run["postgres"] = one_run(args, bench, number)
+            if bench is not None and "pages" in args.phases:
+                run["pages_postgresql"] = postgres_pages_run(args, bench, number)
+            if {"sqlite", "pages"} & set(args.phases):
+                run["sqlite"] = sqlite_run(args, number)
+            runs.append(run)
+        if "postgres" in args.phases:
+            summary.update(summarise([r["postgres"] for r in runs], args))
+        if "sqlite" in args.phases:
+            summary["sqlite"] = summarise_sqlite([r["sqlite"] for r in runs], args)
+        if "pages" in args.phases:
+            summary["pages"] = {
+                "postgresql": summarise_pages([r["pages_postgresql"] for r in runs], args.page_connections),
+                "sqlite": summarise_pages([r["sqlite"]["pages"] for r in runs], args.page_connections),
+            }
+        summary["load_average_at_end"] = os.getloadavg()
     finally:
-        if not args.keep_database:
+        if bench is not None and not args.keep_database:
             asyncio.run(drop_database(args.postgres, bench.database))
-    print_table(summary)
+    if "postgres" in args.phases:
+        print_table(summary)
+    if "sqlite" in args.phases:
+        print_sqlite(summary["sqlite"])
+    if "pages" in args.phases:
+        print_pages(summary["pages"])
+    print(f"\nload average at start {summary['load_average_at_start']}, at end {summary['load_average_at_end']}")
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     path = out / f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}.json"

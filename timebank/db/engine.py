@@ -2,15 +2,23 @@
 
 PostgreSQL runs at READ COMMITTED and the ledger locks account rows explicitly.
 SQLite serialises writers: every transaction starts with ``BEGIN IMMEDIATE``,
-so a read-then-write can never interleave with another writer.
+so a read-then-write can never interleave with another writer. Within one
+process, writers queue for that lock in order on an ``asyncio.Lock`` first
+(``sqlite_writer_turn``) instead of in SQLite's busy handler.
 """
 
+import asyncio
+import os
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,6 +27,47 @@ from timebank.monitoring import metrics
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+# One FIFO queue of writers per event loop and SQLite file, shared by every Database on it.
+_sqlite_write_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]" = (
+    weakref.WeakKeyDictionary()
+)
+# The files whose queue this task (or the task that started it) is at the head of.
+_holding_turn: ContextVar[frozenset[str]] = ContextVar("sqlite_write_turn", default=frozenset())
+
+
+@asynccontextmanager
+async def sqlite_writer_turn(sqlite_file: str) -> AsyncIterator[None]:
+    """Wait, in order of arrival, until no other transaction of this process writes to ``sqlite_file``.
+
+    SQLite has one write lock per file. Left to itself, a writer that finds it taken
+    sleeps in SQLite's busy handler in growing steps and retries: nobody is served in
+    order, and under a few concurrent writers some wait over a second while others pass
+    straight through. ``asyncio.Lock`` hands the turn over first come, first served,
+    the moment the previous writer commits, and waiting costs no thread. SQLite's own
+    lock (and busy timeout) still guards against other processes, such as the CLI.
+
+    Re-entrant within a task: work that opens a transaction inside another one (or
+    tasks it starts) does not queue behind itself, and meets SQLite's lock as before.
+    """
+    held = _holding_turn.get()
+    if sqlite_file in held:
+        yield
+        return
+    locks = _sqlite_write_locks.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.setdefault(sqlite_file, asyncio.Lock())
+    try:
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+            await lock.acquire()
+    except TimeoutError:
+        # What SQLite itself says after its busy timeout: retried like it (db/retry.py).
+        raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")) from None
+    token = _holding_turn.set(held | {sqlite_file})
+    try:
+        yield
+    finally:
+        _holding_turn.reset(token)
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -35,6 +84,8 @@ class Database:
     engine: AsyncEngine
     autocommit_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # The SQLite file (absolute path) whose writers queue in this process; None on PostgreSQL.
+    sqlite_file: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -43,7 +94,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One database transaction on a Core connection: commit on success, else roll back."""
-        async with self.engine.begin() as conn:
+        async with self._writer_turn(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
@@ -58,8 +109,17 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        """An ORM session; on SQLite its transaction begins IMMEDIATE, so it waits its turn as a writer."""
+        async with self._writer_turn(), self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        if self.sqlite_file is None:
+            yield
+            return
+        async with sqlite_writer_turn(self.sqlite_file):
+            yield
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -79,7 +139,9 @@ def create_database(
     """Both engines for ``url`` (each with a pool of ``pool_size`` + ``max_overflow`` on PostgreSQL)."""
     url = to_async_url(url)
     backend = make_url(url).get_backend_name()
+    sqlite_file = None
     if backend == "sqlite":
+        sqlite_file = os.path.abspath(make_url(url).database or ":memory:")
         engine = _create_sqlite_engine(url, echo=echo, autocommit=False)
         autocommit_engine = _create_sqlite_engine(url, echo=echo, autocommit=True)
     elif backend == "postgresql":
@@ -91,7 +153,7 @@ def create_database(
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     metrics.instrument_pool(engine, "transaction")
     metrics.instrument_pool(autocommit_engine, "autocommit")
-    return Database(engine=engine, autocommit_engine=autocommit_engine, sessions=sessions)
+    return Database(engine=engine, autocommit_engine=autocommit_engine, sessions=sessions, sqlite_file=sqlite_file)
 
 
 def _create_postgres_engine(
