@@ -1,6 +1,7 @@
 """Reading the ledger: transactions, balances, balances as of a date, statements."""
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,7 +60,10 @@ async def load_transaction(
     return _posted(row, [PostingLine(*line) for line in lines])
 
 
+@functools.cache
 def _transaction_query():  # type: ignore[no-untyped-def]
+    # Built once: a Select is immutable (``.where()`` makes a new one), and building the aliases
+    # and subqueries on every read cost more CPU than the query itself on the member home page.
     reversal = transactions.alias("reversal")
     reversed_by = (
         select(reversal.c.id)

@@ -33,6 +33,9 @@ def create_environment(language: PageLocale) -> Environment:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are files of the installed package: no stat of every template and macro
+        # file on every page to see whether it changed (a restart picks up a change).
+        auto_reload=False,
     )
     environment.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
     environment.globals["asset"] = asset
