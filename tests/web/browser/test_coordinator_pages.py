@@ -149,7 +149,7 @@ class TestSettings:
 
 
 class TestRolesAndAccess:
-    def test_a_coordinator_changes_a_role_and_the_access_page_shows_it(
+    def test_a_coordinator_changes_a_role_and_the_access_page_and_history_show_it(
         self, page: Page, site: Site, new_member: NewMember
     ) -> None:
         name = new_member("Kim")
@@ -165,6 +165,11 @@ class TestRolesAndAccess:
         page.get_by_role("link", name="Back to roles and access").click()
         row = page.locator("#access tr", has=page.get_by_role("link", name=name))
         expect(row.locator(".tb-role")).to_have_text("Staff")
+        # And the History says who did it, and what it was before and after.
+        page.get_by_role("link", name="History").click()
+        newest = page.get_by_role("list", name="Changes, newest first").get_by_role("listitem").first
+        expect(newest).to_contain_text(f"changed the role of {name}.")
+        expect(newest).to_contain_text("Role changed from member to staff")
 
     def test_a_coordinator_clears_a_lockout_and_the_member_signs_in_at_once(
         self, page: Page, browser: Browser, site: Site, console: Console, new_member: NewMember
