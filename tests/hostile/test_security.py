@@ -220,6 +220,8 @@ def path_values(api_org: ApiOrg, transaction_id: int) -> dict[str, str]:
         "transaction_id": str(transaction_id),
         # No such request: its routes answer not-found, with the same headers.
         "correction_id": "1000000",
+        # A setting's form; posted without "confirmed", only its check step (nothing is saved).
+        "change": "name",
         # A month long ago (closing it may be allowed or refused: these tests look only at the
         # headers of whatever answer comes back).
         "month": "2001-01",
