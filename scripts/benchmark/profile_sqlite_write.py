@@ -18,7 +18,6 @@ counts the statements sent per write.
 """
 
 import argparse
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import uvloop
 from sqlalchemy import event
 
 from scripts.benchmark.sqlite_and_pages import PASSWORD, TIMEZONE, seed_organisation
@@ -123,6 +123,15 @@ def _start_profile():  # type: ignore[no-untyped-def]
 def _print_profile(yappi, top: int) -> None:  # type: ignore[no-untyped-def]
     yappi.stop()
     stats = yappi.get_func_stats()
+    by_package: Counter[str] = Counter()
+    for item in stats:
+        if "site-packages/" in item.module:
+            by_package[item.module.split("site-packages/")[-1].split("/")[0]] += item.tsub
+        else:
+            by_package["timebank" if "/timebank/" in item.module else "standard library"] += item.tsub
+    print("\n-- own time by package (seconds over all writes)")
+    for package, seconds in by_package.most_common(12):
+        print(f"{seconds:8.3f}  {package}")
     for sort, label in (("tsub", "own time"), ("ttot", "time including callees")):
         print(f"\n-- top {top} by {label} (seconds over all writes)")
         for item in stats.sort(sort)[:top]:
@@ -142,7 +151,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="timebank-profile-sqlite-"))
     url = f"sqlite+aiosqlite:///{workdir / 'timebank.sqlite3'}"
     upgrade(url)
-    asyncio.run(drive(url, args))
+    # uvloop, as uvicorn picks when it is installed (it is a dependency of the service).
+    uvloop.run(drive(url, args))
 
 
 if __name__ == "__main__":
