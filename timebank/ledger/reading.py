@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
@@ -300,12 +300,23 @@ async def account_labels(db: Database, organisation_id: int, account_ids: Iterab
     if not wanted:
         return {}
     async with db.autocommit() as conn:
-        rows = await conn.execute(
-            select(accounts.c.id, accounts.c.kind, members.c.display_name)
-            .select_from(accounts.outerjoin(members, _member_of_account()))
-            .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(wanted))
-        )
+        rows = await conn.execute(_ACCOUNT_LABELS, {"organisation_id": organisation_id, "account_ids": wanted})
         return {row.id: account_label(AccountKind(row.kind), row.display_name) for row in rows}
+
+
+def _member_of_account():  # type: ignore[no-untyped-def]
+    return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
+
+
+# Built once (every write answers with these labels): see ``stepwise.py`` on why.
+_ACCOUNT_LABELS = (
+    select(accounts.c.id, accounts.c.kind, members.c.display_name)
+    .select_from(accounts.outerjoin(members, _member_of_account()))
+    .where(
+        accounts.c.organisation_id == bindparam("organisation_id"),
+        accounts.c.id.in_(bindparam("account_ids", expanding=True)),
+    )
+)
 
 
 def account_label(kind: AccountKind, display_name: str | None) -> str:
@@ -349,6 +360,22 @@ class AccountView:
     # zero for the pot, none for the agency account.
     min_balance_minutes: int | None
     is_active: bool
+
+
+def _account_view_query():  # type: ignore[no-untyped-def]
+    return select(
+        accounts.c.id,
+        accounts.c.kind,
+        accounts.c.member_id,
+        members.c.display_name,
+        accounts.c.balance_minutes,
+        organisations.c.min_balance_minutes,
+        accounts.c.is_active,
+    ).select_from(
+        accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
+            members, _member_of_account()
+        )
+    )
 
 
 def _account_view_query():  # type: ignore[no-untyped-def]

@@ -60,7 +60,8 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
     original = None
     allowed_kinds = entry.allowed_kinds
     occurred_on = entry.occurred_on
-    category: Any = _category_lookup(entry)
+    # The category by its name (looked up inside the insert), or by id for a reversal.
+    category: int | _NamedCategory | None = _NAMED_CATEGORY if entry.category is not None else None
     if entry.reverses_id is not None:
         # A retried reversal must get its original answer, not "already reversed".
         if await _key_is_taken(conn, entry):
@@ -116,19 +117,11 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
     )
 
 
-def _category_lookup(entry: PostingRequest) -> Any:
-    """The category's id as a subquery of the insert, so naming it costs no round trip."""
-    if entry.category is None:
-        return None
-    return (
-        select(categories.c.id)
-        .where(
-            categories.c.organisation_id == entry.organisation_id,
-            categories.c.name_key == entry.category_key,
-            categories.c.is_active.is_(True),
-        )
-        .scalar_subquery()
-    )
+class _NamedCategory:
+    """The transaction's category is the one the request names, found by the insert itself."""
+
+
+_NAMED_CATEGORY = _NamedCategory()
 
 
 async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
@@ -139,15 +132,7 @@ async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
 
 
 async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
-    row = (
-        await conn.execute(
-            select(
-                organisations.c.timezone,
-                organisations.c.min_balance_minutes,
-                organisations.c.books_closed_through,
-            ).where(organisations.c.id == organisation_id)
-        )
-    ).first()
+    row = (await conn.execute(_RULES, {"organisation_id": organisation_id})).first()
     if row is None:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
     return _OrgRules(row[0], row[1], row[2])
@@ -180,40 +165,106 @@ async def _category_id_of(conn: AsyncConnection, organisation_id: int, transacti
 async def _category_name(conn: AsyncConnection, organisation_id: int, category_id: int | None) -> str | None:
     if category_id is None:
         return None
-    return await conn.scalar(
-        select(categories.c.name).where(categories.c.organisation_id == organisation_id, categories.c.id == category_id)
+    return await conn.scalar(_CATEGORY_NAME, {"organisation_id": organisation_id, "category_id": category_id})
+
+
+def _claim_statement(dialect_insert: Any, category_id: Any) -> Any:
+    """The idempotency claim: the transaction row, unless its key is taken (then no row back)."""
+    columns = (
+        "organisation_id",
+        "kind",
+        "occurred_on",
+        "recorded_at",
+        "recorded_by_user_id",
+        "description",
+        "idempotency_key",
+        "request_fingerprint",
+        "reverses_id",
+    )
+    values = {name: bindparam(f"c_{name}", type_=transactions.c[name].type) for name in columns}
+    return (
+        dialect_insert(transactions)
+        .values(**values, category_id=category_id)
+        .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
+        .returning(transactions.c.id, transactions.c.category_id)
     )
 
 
+# The statements of every posting are built once, not per call: SQLAlchemy memoises a
+# statement's cache key on the statement object, so a statement built afresh pays for
+# constructing and hashing its whole expression tree on every execution.
+_CATEGORY_BY_NAME = (
+    select(categories.c.id)
+    .where(
+        categories.c.organisation_id == bindparam("c_organisation_id"),
+        categories.c.name_key == bindparam("c_category_key"),
+        categories.c.is_active.is_(True),
+    )
+    .scalar_subquery()
+)
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_CLAIM_CATEGORY_ID = {
+    name: _claim_statement(dialect_insert, bindparam("c_category_id", type_=transactions.c.category_id.type))
+    for name, dialect_insert in _INSERTS.items()
+}
+_CLAIM_NAMED_CATEGORY = {
+    name: _claim_statement(dialect_insert, _CATEGORY_BY_NAME) for name, dialect_insert in _INSERTS.items()
+}
+_LOCK_ACCOUNTS = (
+    select(accounts.c.id, accounts.c.kind, accounts.c.balance_minutes, accounts.c.version, accounts.c.is_active)
+    .where(
+        accounts.c.organisation_id == bindparam("organisation_id"),
+        accounts.c.id.in_(bindparam("account_ids", expanding=True)),
+    )
+    .order_by(accounts.c.id)
+    .with_for_update()
+)
+_RULES = select(
+    organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through
+).where(organisations.c.id == bindparam("organisation_id"))
+_CATEGORY_NAME = select(categories.c.name).where(
+    categories.c.organisation_id == bindparam("organisation_id"), categories.c.id == bindparam("category_id")
+)
+_INSERT_POSTINGS = insert(postings)
+_UPDATE_ACCOUNTS = (
+    update(accounts)
+    .where(accounts.c.organisation_id == bindparam("b_organisation_id"), accounts.c.id == bindparam("b_id"))
+    .values(
+        balance_minutes=bindparam("b_balance"),
+        version=bindparam("b_version"),
+        min_balance_minutes=bindparam("b_floor"),
+    )
+)
+
+
 async def _claim_idempotency_key(
-    conn: AsyncConnection, entry: PostingRequest, occurred_on: dt.date, category: Any
+    conn: AsyncConnection, entry: PostingRequest, occurred_on: dt.date, category: int | _NamedCategory | None
 ) -> tuple[int, dt.datetime, int | None] | None:
     """Insert the transaction row unless the key is taken; None when it is.
 
     Returns the new transaction's id, its recorded time and its category id.
     """
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
     # which would differ from the same transaction read back or replayed.
     recorded_at = dt.datetime.now(dt.UTC)
-    statement = (
-        dialect_insert(transactions)
-        .values(
-            organisation_id=entry.organisation_id,
-            kind=entry.kind.value,
-            occurred_on=occurred_on,
-            recorded_at=recorded_at,
-            recorded_by_user_id=entry.recorded_by,
-            description=entry.description,
-            category_id=category,
-            idempotency_key=entry.idempotency_key,
-            request_fingerprint=entry.fingerprint,
-            reverses_id=entry.reverses_id,
-        )
-        .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
-        .returning(transactions.c.id, transactions.c.category_id)
-    )
-    row = (await conn.execute(statement)).first()
+    parameters = {
+        "c_organisation_id": entry.organisation_id,
+        "c_kind": entry.kind.value,
+        "c_occurred_on": occurred_on,
+        "c_recorded_at": recorded_at,
+        "c_recorded_by_user_id": entry.recorded_by,
+        "c_description": entry.description,
+        "c_idempotency_key": entry.idempotency_key,
+        "c_request_fingerprint": entry.fingerprint,
+        "c_reverses_id": entry.reverses_id,
+    }
+    if isinstance(category, _NamedCategory):
+        statement = _CLAIM_NAMED_CATEGORY[conn.dialect.name]
+        parameters["c_category_key"] = entry.category_key
+    else:
+        statement = _CLAIM_CATEGORY_ID[conn.dialect.name]
+        parameters["c_category_id"] = category
+    row = (await conn.execute(statement, parameters)).first()
     return (row[0], recorded_at, row[1]) if row is not None else None
 
 
@@ -254,18 +305,7 @@ def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
 async def _lock_accounts(conn: AsyncConnection, organisation_id: int, account_ids: list[int]) -> dict[int, Row]:
     """Lock the rows in id order, so two writers can never wait on each other in a cycle."""
     rows = (
-        await conn.execute(
-            select(
-                accounts.c.id,
-                accounts.c.kind,
-                accounts.c.balance_minutes,
-                accounts.c.version,
-                accounts.c.is_active,
-            )
-            .where(accounts.c.organisation_id == organisation_id, accounts.c.id.in_(sorted(account_ids)))
-            .order_by(accounts.c.id)
-            .with_for_update()
-        )
+        await conn.execute(_LOCK_ACCOUNTS, {"organisation_id": organisation_id, "account_ids": sorted(account_ids)})
     ).all()
     locked = {row.id: row for row in rows}
     missing = [account_id for account_id in account_ids if account_id not in locked]
@@ -316,7 +356,7 @@ async def _write_postings(
     rules: _OrgRules,
 ) -> None:
     await conn.execute(
-        insert(postings),
+        _INSERT_POSTINGS,
         [
             {
                 "organisation_id": organisation_id,
@@ -331,15 +371,10 @@ async def _write_postings(
         ],
     )
     await conn.execute(
-        update(accounts)
-        .where(accounts.c.organisation_id == organisation_id, accounts.c.id == bindparam("b_id"))
-        .values(
-            balance_minutes=bindparam("b_balance"),
-            version=bindparam("b_version"),
-            min_balance_minutes=bindparam("b_floor"),
-        ),
+        _UPDATE_ACCOUNTS,
         [
             {
+                "b_organisation_id": organisation_id,
                 "b_id": line.account_id,
                 "b_balance": line.balance_after,
                 "b_version": line.account_version,
