@@ -378,22 +378,6 @@ def _account_view_query():  # type: ignore[no-untyped-def]
     )
 
 
-def _account_view_query():  # type: ignore[no-untyped-def]
-    return select(
-        accounts.c.id,
-        accounts.c.kind,
-        accounts.c.member_id,
-        members.c.display_name,
-        accounts.c.balance_minutes,
-        organisations.c.min_balance_minutes,
-        accounts.c.is_active,
-    ).select_from(
-        accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
-            members, _member_of_account()
-        )
-    )
-
-
 def _member_of_account():  # type: ignore[no-untyped-def]
     return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
