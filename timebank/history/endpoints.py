@@ -57,11 +57,7 @@ class HistoryController(Controller):
         ctx.require_staff()
         if wants_csv(request, format_):
             rows, _ = await list_changes(db, ctx.organisation_id, member_id=member_id, kind=kind, limit=None)
-            return Response(
-                csv.document(csv_rows(rows)),
-                media_type=csv.MEDIA_TYPE,
-                headers={"Content-Disposition": f'attachment; filename="history-{ctx.slug}.csv"'},
-            )
+            return csv.download(csv_rows(rows), f"history-{ctx.slug}.csv")
         rows, total = await list_changes(
             db, ctx.organisation_id, member_id=member_id, kind=kind, limit=limit, offset=offset
         )

@@ -14,6 +14,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from litestar import Response
+
 from timebank.ledger.amounts import minutes_to_hours
 
 MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
@@ -90,6 +92,16 @@ def document(rows: Iterable[Sequence[Cell]]) -> str:
     for row in rows:
         writer.writerow([cell(value) for value in row])
     return buffer.getvalue()
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The header that makes a browser save the answer as ``filename``."""
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def download(rows: Iterable[Sequence[Cell]], filename: str) -> Response[str]:
+    """A small CSV file (``document``) as an answer to save, from the API and the pages alike."""
+    return Response(document(rows), media_type=MEDIA_TYPE, headers=attachment(filename))
 
 
 async def stream(rows: AsyncIterable[Sequence[Cell]], chunk_rows: int = 2000) -> AsyncIterator[bytes]:

@@ -66,10 +66,6 @@ CSV_TOO = also_as_files(csv.MEDIA_TYPE)
 JSON_LINES = "application/jsonl"
 
 
-def _attachment(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
-
-
 class ReportController(Controller):
     path = "/reports"
     tags = ["reports"]
@@ -113,11 +109,7 @@ class ReportController(Controller):
         if not as_csv:
             return Response(report)
         label = report.month or f"{report.from_month}-to-{report.to_month}"
-        return Response(
-            csv.document(exports.report_rows(report)),
-            media_type=csv.MEDIA_TYPE,
-            headers=_attachment(f"report-{ctx.slug}-{label}.csv"),
-        )
+        return csv.download(exports.report_rows(report), f"report-{ctx.slug}-{label}.csv")
 
 
 class PeriodController(Controller):
@@ -234,10 +226,10 @@ class ExportController(Controller):
             return Stream(
                 exports.ledger_export_json_lines(db, ctx.organisation_id, from_date, to_date),
                 media_type=JSON_LINES,
-                headers=_attachment(f"{name}.jsonl"),
+                headers=csv.attachment(f"{name}.jsonl"),
             )
         return Stream(
             csv.stream(exports.ledger_export_rows(db, ctx.organisation_id, from_date, to_date)),
             media_type=csv.MEDIA_TYPE,
-            headers=_attachment(f"{name}.csv"),
+            headers=csv.attachment(f"{name}.csv"),
         )

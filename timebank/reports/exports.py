@@ -146,10 +146,7 @@ async def statement_csv(
         csv.stream(all_rows()),
         media_type=csv.MEDIA_TYPE,
         # Explicit: a handler's own media type (JSON, from its annotation) would win otherwise.
-        headers={
-            "Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{name}"',
-        },
+        headers={"Content-Type": f"{csv.MEDIA_TYPE}; charset=utf-8", **csv.attachment(name)},
     )
 
 

@@ -122,11 +122,7 @@ async def history_csv(
     ctx.require_staff()
     member_id, chosen_kind = _filters(member, kind)
     rows, _ = await list_changes(db, ctx.organisation_id, member_id=member_id, kind=chosen_kind, limit=None)
-    return Response(
-        csv.document(csv_rows(rows)),
-        media_type=csv.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="history-{ctx.slug}.csv"'},
-    )
+    return csv.download(csv_rows(rows), f"history-{ctx.slug}.csv")
 
 
 ROUTES = [history_page, history_csv]

@@ -167,11 +167,7 @@ async def report_csv(
         report = anonymised(report)
     label = report.month or f"{report.from_month}-to-{report.to_month}"
     suffix = "-anonymised" if version == "anonymised" else ""
-    return Response(
-        csv.document(exports.report_rows(report)),
-        media_type=csv.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="report-{ctx.slug}-{label}{suffix}.csv"'},
-    )
+    return csv.download(exports.report_rows(report), f"report-{ctx.slug}-{label}{suffix}.csv")
 
 
 def _close_page(ctx: PageContext, month: str, *, problem: dict[str, str] | None = None) -> Template:
