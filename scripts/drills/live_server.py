@@ -109,6 +109,12 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
+    def command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "timebank", "serve", "--port", str(self.port)),
+            *("--workers", str(self.workers), *(["--production"] if self.production else [])),
+        ]
+
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> float:
         """Start the server and wait until /ready answers 200; returns the seconds that took."""
         if self.pid is not None:
@@ -117,10 +123,7 @@ class ServerProcess:
         with self.log_file.open("ab") as log:
             # A session of its own, so a kill reaches every worker process too.
             self._process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "timebank", "serve", "--port", str(self.port)),
-                    *("--workers", str(self.workers), *(["--production"] if self.production else [])),
-                ],
+                self.command(),
                 env=self.environment(),
                 cwd=self.workdir,
                 stdout=log,

@@ -1,6 +1,7 @@
 """Exchanges: the ledger's writes over HTTP, each with an Idempotency-Key."""
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Protocol
 
 from litestar import Controller, Response, get, post
@@ -58,9 +59,16 @@ class Reader(Protocol):
 async def present(db: Database, ctx: Reader, found: list[PostedTransaction]) -> list[TransactionPublic]:
     """Transactions as the caller may see them: staff everything, a member only what is theirs
     to see (timebank/ledger/visibility.py). Every answer with a transaction goes through here."""
-    labels = await account_labels(db, ctx.organisation_id, (p.account_id for t in found for p in t.postings))
+    labels = await _labels(db, ctx.organisation_id, found)
     member_account_id = None if ctx.is_staff else ctx.account_id
     return [TransactionPublic.of(t, labels, member_account_id) for t in found]
+
+
+async def _labels(db: Database, organisation_id: int, found: list[PostedTransaction]) -> Mapping[int, str]:
+    """The accounts' names: as a write read them itself (one transaction, just posted), else asked."""
+    if len(found) == 1 and found[0].labels is not None:
+        return found[0].labels
+    return await account_labels(db, organisation_id, (p.account_id for t in found for p in t.postings))
 
 
 async def _answer(db: Database, ctx: OrgContext, posted: PostedTransaction) -> Response[TransactionPublic]:

@@ -1,7 +1,8 @@
 """What the ledger returns: plain, immutable records (no ORM objects leave the ledger)."""
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from timebank.models import AccountKind, TransactionKind
 
@@ -64,6 +65,10 @@ class PostedTransaction:
     # For a reversal: the kind of the transaction it reverses (what a member may see of it
     # depends on it, see visibility.py).
     reverses_kind: TransactionKind | None = None
+    # How each account is named to people (reading.account_label), when the write read the
+    # names in its own statements; None when it did not (a replay), and present() asks.
+    # A write's answer needs them, and asking separately cost a round trip per write.
+    labels: Mapping[int, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,17 +23,27 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
-from timebank.ledger.reading import load_transaction
-from timebank.models import Account, AccountKind, Category, Organisation, Posting, Transaction, TransactionKind
+from timebank.ledger.reading import account_label, load_transaction
+from timebank.models import (
+    Account,
+    AccountKind,
+    Category,
+    Member,
+    Organisation,
+    Posting,
+    Transaction,
+    TransactionKind,
+)
 
 accounts = Account.__table__
+members = Member.__table__
 transactions = Transaction.__table__
 postings = Posting.__table__
 organisations = Organisation.__table__
@@ -114,6 +124,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
         reverses_kind=original.kind if original is not None else None,
+        labels={row.id: account_label(AccountKind(row.kind), row.display_name) for row in locked.values()},
     )
 
 
@@ -210,14 +221,28 @@ _CLAIM_CATEGORY_ID = {
 _CLAIM_NAMED_CATEGORY = {
     name: _claim_statement(dialect_insert, _CATEGORY_BY_NAME) for name, dialect_insert in _INSERTS.items()
 }
+# With each member's name, for the write's answer (PostedTransaction.labels): read here
+# rather than in a statement of its own after the write.
 _LOCK_ACCOUNTS = (
-    select(accounts.c.id, accounts.c.kind, accounts.c.balance_minutes, accounts.c.version, accounts.c.is_active)
+    select(
+        accounts.c.id,
+        accounts.c.kind,
+        accounts.c.balance_minutes,
+        accounts.c.version,
+        accounts.c.is_active,
+        members.c.display_name,
+    )
+    .select_from(
+        accounts.outerjoin(
+            members, and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
+        )
+    )
     .where(
         accounts.c.organisation_id == bindparam("organisation_id"),
         accounts.c.id.in_(bindparam("account_ids", expanding=True)),
     )
     .order_by(accounts.c.id)
-    .with_for_update()
+    .with_for_update(of=accounts)
 )
 _RULES = select(
     organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through
