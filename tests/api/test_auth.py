@@ -11,6 +11,9 @@ from sqlalchemy import select, update
 from tests.api.conftest import PASSWORD, ApiOrg, Person, add_site_admin, client_for, make_api_org, make_app
 from tests.api.support import error, invalid
 from tests.conftest import make_org
+from timebank.auth import passwords
+from timebank.auth.passwords import verify_password
+from timebank.auth.service import DUMMY_HASH
 from timebank.db import Database
 from timebank.members.service import create_member
 from timebank.models import ApiToken, Member, Role, SignInFailure, User
@@ -301,3 +304,11 @@ class TestBearerTokens:
         stored = [str(value) for row in rows for value in row]
         assert not any(token in value for value in stored)
         assert hashlib.sha256(token.encode()).hexdigest() in stored
+
+
+def test_the_unknown_username_hash_costs_what_a_real_one_does() -> None:
+    """An unknown username is verified against DUMMY_HASH so that it takes as long as a known
+    one: the literal must carry the cost settings real hashes get today (a library upgrade
+    that raised them would make unknown usernames answer faster, and so be told apart)."""
+    assert not passwords._hasher.check_needs_rehash(DUMMY_HASH)
+    assert not verify_password(DUMMY_HASH, "any password at all")

@@ -6,6 +6,8 @@ a refused write posts nothing.
 
 import base64
 import datetime as dt
+import sys
+import unicodedata
 import urllib.parse
 
 import httpx
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from tests.api.conftest import ApiOrg
 from tests.api.support import balance, exchange_body, posted
 from tests.hostile.conftest import fuzz, not_a_server_error, refused
+from timebank.control_characters import has_control_character
 
 MAX_BIGINT = 2**63 - 1
 
@@ -349,3 +352,11 @@ class TestQueryParameters:
             + urllib.parse.urlencode({name: value})
         )
         not_a_server_error(await client.get(url, headers=shared_org.coordinator.headers))
+
+
+def test_control_characters_are_exactly_unicodes_less_tab_and_line_ends() -> None:
+    """The refusal is one regular expression; it must mean Unicode's category Cc (less tab,
+    line feed and carriage return) for every code point, no more and no less."""
+    flagged = [chr(n) for n in range(sys.maxunicode + 1) if has_control_character(chr(n))]
+    expected = [chr(n) for n in range(sys.maxunicode + 1) if unicodedata.category(chr(n)) == "Cc"]
+    assert flagged == [ch for ch in expected if ch not in "\t\n\r"]
