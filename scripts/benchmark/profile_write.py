@@ -1,0 +1,188 @@
+"""Profile the running server's exchange writes on PostgreSQL: CPU per request, and py-spy.
+
+One ``timebank serve`` worker (as shipped: every middleware on) on a fresh bench database;
+wrk sends ``POST .../exchanges`` (``exchanges.lua``) for ``--seconds`` at ``--connections``;
+the worker's CPU seconds per request are printed, and with ``--py-spy FILE`` py-spy samples
+the worker meanwhile and writes its collapsed stacks to FILE (then
+``--top FILE`` prints the own and inclusive shares by function and by package).
+
+    .venv/bin/python -m scripts.benchmark.profile_write --seconds 10 [--py-spy /tmp/write.txt]
+    .venv/bin/python -m scripts.benchmark.profile_write --top /tmp/write.txt
+
+CPU per request is what the bench's goal is stated in; the profile says where it goes.
+"""
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from scripts.benchmark.measure import ProcessSampler, wrk
+from scripts.benchmark.run import TIMEZONE, create_bench_database, drop_database, seed, sign_in
+from scripts.drills.live_server import ServerProcess
+
+
+class GranianProcess(ServerProcess):
+    """The same app under granian (its CLI), for comparing ASGI servers in one sitting."""
+
+    def command(self) -> list[str]:
+        return [
+            str(Path(sys.executable).with_name("granian")),
+            *(
+                "--interface",
+                "asgi",
+                "--factory",
+                "--loop",
+                "uvloop",
+                "--no-ws",
+                "--log-level",
+                "warning",
+                "--runtime-mode",
+                "st",
+            ),
+            *("--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)),
+            "timebank.app:create_app",
+        ]
+
+
+def worker_pid(server_pid: int) -> int:
+    """uvicorn runs the app in the server process itself when there is one worker."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return int(children[0]) if children else server_pid
+
+
+def measure(args: argparse.Namespace) -> None:
+    bench = asyncio.run(create_bench_database(args.postgres))
+    try:
+        server = ServerProcess(bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-profile-")), workers=1)
+        server.migrate()
+        asyncio.run(seed(bench, args.members, args.history))
+        if args.server == "granian":
+            server = GranianProcess(bench.dsn, server.workdir, workers=1)
+        server.start()
+        try:
+            token = sign_in(server.base_url, bench)
+            day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+            env = {
+                "TB_TOKEN": token,
+                "TB_ORG": bench.slug,
+                "TB_DATE": day,
+                "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
+            }
+            wrk("exchanges.lua", server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
+            spy = None
+            if args.py_spy:
+                pid = worker_pid(server.pid or 0)
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("py-spy")),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "250",
+                        "--nonblocking",
+                        "--duration",
+                        str(int(args.seconds)),
+                        "--output",
+                        args.py_spy,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            with ProcessSampler(server.pid or 0) as sampler:
+                cpu_before = sampler.cpu_seconds()
+                result, _ = wrk(
+                    "exchanges.lua",
+                    server.base_url,
+                    args.connections,
+                    args.seconds,
+                    {**env, "TB_RUN": f"run-{time.time()}"},
+                )
+                cpu = sampler.cpu_seconds() - cpu_before
+            if spy:
+                spy.wait()
+            per_second = result["requests"] / (result["duration_us"] / 1e6)
+            print(
+                f"{result['requests']} writes, {per_second:.0f}/s, p50 {result['p50_us'] / 1000:.1f} ms, "
+                f"p99 {result['p99_us'] / 1000:.1f} ms, created {result['created']}, other {result['other_4xx']}, "
+                f"5xx {result['server_errors']}; server CPU {cpu:.2f} s = "
+                f"{cpu / max(1, result['requests']) * 1000:.2f} ms per request; load {os.getloadavg()[0]:.1f}"
+            )
+        finally:
+            server.stop()
+    finally:
+        asyncio.run(drop_database(args.postgres, bench.database))
+
+
+def top(path: str, limit: int) -> None:
+    """Own and inclusive shares of py-spy's collapsed stacks, by function and by package."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    package_own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = stack.split(";")[1:]  # the first is the thread
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        package_own[package_of(frames[-1])] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"{total} samples\n\nown, by package:")
+    for name, count in package_own.most_common(limit):
+        print(f"  {count / total:6.1%}  {name}")
+    print("\nown, by function:")
+    for name, count in own.most_common(limit):
+        print(f"  {count / total:6.1%}  {name}")
+    print("\ninclusive, by function:")
+    for name, count in inclusive.most_common(limit * 2):
+        print(f"  {count / total:6.1%}  {name}")
+
+
+def package_of(frame: str) -> str:
+    """'fn (path/site-packages/litestar/x.py:12)' -> 'litestar'; our own code -> 'timebank'."""
+    where = frame[frame.rfind("(") + 1 :]
+    if "site-packages/" in where:
+        return where.split("site-packages/")[1].split("/")[0].split(".")[0]
+    if "/timebank/" in where:
+        return "timebank"
+    if "/lib/python" in where:
+        return "stdlib " + where.split("/lib/python")[1].split("/")[1].split(".")[0]
+    return where.split(":")[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+    )
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--history", type=int, default=2000)
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    parser.add_argument("--py-spy", help="write py-spy's collapsed stacks of the worker here")
+    parser.add_argument("--top", help="print the shares in a collapsed-stacks file and stop")
+    parser.add_argument("--limit", type=int, default=25)
+    args = parser.parse_args()
+    if args.top:
+        top(args.top, args.limit)
+    else:
+        measure(args)
+
+
+if __name__ == "__main__":
+    main()
