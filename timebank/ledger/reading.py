@@ -3,7 +3,7 @@
 import datetime as dt
 import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
+from timebank.db.hot_path import HotQuery
 from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementCursor, StatementEntry
@@ -382,21 +383,24 @@ def _member_of_account():  # type: ignore[no-untyped-def]
     return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
 
-def _account_view(row: Row) -> AccountView:
-    kind = AccountKind(row.kind)
-    floor = {AccountKind.MEMBER: row.min_balance_minutes, AccountKind.POT: 0}.get(kind)
-    return AccountView(
-        row.id, kind, row.member_id, account_label(kind, row.display_name), row.balance_minutes, floor, row.is_active
+def _account_view(row: Mapping[str, Any]) -> AccountView:
+    kind = AccountKind(row["kind"])
+    floor = {AccountKind.MEMBER: row["min_balance_minutes"], AccountKind.POT: 0}.get(kind)
+    label = account_label(kind, row["display_name"])
+    return AccountView(row["id"], kind, row["member_id"], label, row["balance_minutes"], floor, row["is_active"])
+
+
+# Every balance read and every member home asks for one account: built once, and sent by
+# asyncpg itself on PostgreSQL (db/hot_path.py).
+_ACCOUNT_BY_ID = HotQuery(
+    _account_view_query().where(
+        accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("account_id")
     )
+)
 
 
 async def get_account(db: Database, organisation_id: int, account_id: int) -> AccountView:
-    async with db.autocommit() as conn:
-        row = (
-            await conn.execute(
-                _account_view_query().where(accounts.c.organisation_id == organisation_id, accounts.c.id == account_id)
-            )
-        ).first()
+    row = await _ACCOUNT_BY_ID.first(db, {"organisation_id": organisation_id, "account_id": account_id})
     if row is None:
         raise errors.AccountNotFound(f"no account {account_id} in this organisation")
     return _account_view(row)
@@ -419,7 +423,7 @@ async def list_accounts(
         total = await conn.scalar(
             select(func.count()).select_from(accounts).where(accounts.c.organisation_id == organisation_id)
         )
-    return [_account_view(row) for row in rows], int(total or 0)
+    return [_account_view(row._mapping) for row in rows], int(total or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,11 +44,11 @@ class PageLocale:
 
     def format_date(self, value: dt.date) -> str:
         """As people write dates: 3 November 2026."""
-        return format_date(value, format="long", locale=self.locale)
+        return _formatted_date(value, "long", self.locale)
 
     def format_month(self, value: dt.date) -> str:
         """A month as people write it: November 2026."""
-        return format_date(value, format="MMMM y", locale=self.locale)
+        return _formatted_date(value, "MMMM y", self.locale)
 
     def format_clock_time(self, value: dt.datetime) -> str:
         """The time of day, already in the organisation's time zone: 14:05."""
@@ -56,7 +56,19 @@ class PageLocale:
 
     def format_number(self, value: int) -> str:
         """A whole number with the locale's grouping: 10,000."""
-        return format_decimal(value, locale=self.locale)
+        return _formatted_number(value, self.locale)
+
+
+# Babel parses the locale's pattern on every call (about 40 us each, and a page with a
+# statement formats dozens of amounts and dates): the same few values, remembered.
+@lru_cache(maxsize=4096)
+def _formatted_number(value: int, locale: Locale) -> str:
+    return format_decimal(value, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_date(value: dt.date, pattern: str, locale: Locale) -> str:
+    return format_date(value, format=pattern, locale=locale)
 
 
 @lru_cache
