@@ -47,11 +47,16 @@ async def driver_connection(conn: AsyncConnection) -> AsyncIterator[asyncpg.Conn
 
 
 class HotQuery:
-    """A Core ``SELECT`` compiled once for asyncpg, run raw on PostgreSQL and by SQLAlchemy elsewhere."""
+    """A Core ``SELECT`` compiled once for asyncpg, run raw on PostgreSQL and by SQLAlchemy elsewhere.
 
-    def __init__(self, statement: Executable) -> None:
+    ``postgres`` is the same query written for PostgreSQL where the portable one cannot be
+    compiled once: ``id = ANY(:ids)`` with an array, for ``id IN (:ids)`` with an expanding
+    list, which SQLAlchemy renders anew for every length of list.
+    """
+
+    def __init__(self, statement: Executable, *, postgres: Executable | None = None) -> None:
         self.statement = statement
-        compiled = statement.compile(dialect=asyncpg_dialect.dialect())
+        compiled = (postgres if postgres is not None else statement).compile(dialect=asyncpg_dialect.dialect())
         self.sql = str(compiled)
         self.parameter_order: Sequence[str] = compiled.positiontup or ()
 
@@ -63,3 +68,11 @@ class HotQuery:
                 return row._mapping if row is not None else None
             async with driver_connection(conn) as raw:
                 return await raw.fetchrow(self.sql, *(parameters[name] for name in self.parameter_order))
+
+    async def all(self, db: Database, parameters: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+        """Every row, each as a mapping (column name to value)."""
+        async with db.autocommit() as conn:
+            if not db.is_postgres:
+                return (await conn.execute(self.statement, dict(parameters))).mappings().all()
+            async with driver_connection(conn) as raw:
+                return await raw.fetch(self.sql, *(parameters[name] for name in self.parameter_order))

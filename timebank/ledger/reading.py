@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select
+from sqlalchemy import BigInteger, Row, and_, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
@@ -300,23 +301,28 @@ async def account_labels(db: Database, organisation_id: int, account_ids: Iterab
     wanted = sorted(set(account_ids))
     if not wanted:
         return {}
-    async with db.autocommit() as conn:
-        rows = await conn.execute(_ACCOUNT_LABELS, {"organisation_id": organisation_id, "account_ids": wanted})
-        return {row.id: account_label(AccountKind(row.kind), row.display_name) for row in rows}
+    rows = await _ACCOUNT_LABELS.all(db, {"organisation_id": organisation_id, "account_ids": wanted})
+    return {row["id"]: account_label(AccountKind(row["kind"]), row["display_name"]) for row in rows}
 
 
 def _member_of_account():  # type: ignore[no-untyped-def]
     return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
 
-# Built once (every write answers with these labels): see ``stepwise.py`` on why.
-_ACCOUNT_LABELS = (
-    select(accounts.c.id, accounts.c.kind, members.c.display_name)
-    .select_from(accounts.outerjoin(members, _member_of_account()))
-    .where(
+# Built once (every page or answer with transactions names their accounts): see
+# ``stepwise.py`` on why; on PostgreSQL an array, so that it is compiled once too.
+_LABELLED_ACCOUNTS = select(accounts.c.id, accounts.c.kind, members.c.display_name).select_from(
+    accounts.outerjoin(members, _member_of_account())
+)
+_ACCOUNT_LABELS = HotQuery(
+    _LABELLED_ACCOUNTS.where(
         accounts.c.organisation_id == bindparam("organisation_id"),
         accounts.c.id.in_(bindparam("account_ids", expanding=True)),
-    )
+    ),
+    postgres=_LABELLED_ACCOUNTS.where(
+        accounts.c.organisation_id == bindparam("organisation_id"),
+        accounts.c.id == any_(bindparam("account_ids", type_=ARRAY(BigInteger))),
+    ),
 )
 
 
