@@ -1,10 +1,12 @@
-"""Profile the running server's exchange writes on PostgreSQL: CPU per request, and py-spy.
+"""Profile a running server on PostgreSQL: CPU per request, and where it goes (py-spy).
 
 One ``timebank serve`` worker (as shipped: every middleware on) on a fresh bench database;
-wrk sends ``POST .../exchanges`` (``exchanges.lua``) for ``--seconds`` at ``--connections``;
-the worker's CPU seconds per request are printed, and with ``--py-spy FILE`` py-spy samples
-the worker meanwhile and writes its collapsed stacks to FILE (then
-``--top FILE`` prints the own and inclusive shares by function and by package).
+wrk sends ``POST .../exchanges`` (``exchanges.lua``), or with ``--member-home`` asks for a
+member's home page as a browser does (``pages.lua``), for ``--seconds`` at ``--connections``.
+The worker's CPU seconds per request are printed; with ``--py-spy FILE`` py-spy samples the
+worker meanwhile and writes its collapsed stacks to FILE, and ``--top FILE`` prints the own
+and inclusive shares by function and by package. ``--server granian`` runs the same app
+under granian instead of uvicorn (docs/performance.md has the comparison).
 
     .venv/bin/python -m scripts.benchmark.profile_write --seconds 10 [--py-spy /tmp/write.txt]
     .venv/bin/python -m scripts.benchmark.profile_write --top /tmp/write.txt
@@ -25,7 +27,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from scripts.benchmark.measure import ProcessSampler, wrk
-from scripts.benchmark.run import TIMEZONE, create_bench_database, drop_database, seed, sign_in
+from scripts.benchmark.run import PLAIN_HTTP_COOKIES, TIMEZONE, create_bench_database, drop_database, seed, sign_in
+from scripts.benchmark.sqlite_and_pages import browser_sign_in, cookie_header
 from scripts.drills.live_server import ServerProcess
 
 
@@ -61,7 +64,9 @@ def worker_pid(server_pid: int) -> int:
 def measure(args: argparse.Namespace) -> None:
     bench = asyncio.run(create_bench_database(args.postgres))
     try:
-        server = ServerProcess(bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-profile-")), workers=1)
+        server = ServerProcess(
+            bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-profile-")), workers=1, cookie_secure=PLAIN_HTTP_COOKIES
+        )
         server.migrate()
         asyncio.run(seed(bench, args.members, args.history))
         if args.server == "granian":
@@ -76,7 +81,12 @@ def measure(args: argparse.Namespace) -> None:
                 "TB_DATE": day,
                 "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
             }
-            wrk("exchanges.lua", server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
+            script = "exchanges.lua"
+            if args.member_home:  # the member home page instead, as the bench's pages phase asks for it
+                member = browser_sign_in(server.base_url, bench.seeded.member_username)
+                script = "pages.lua"
+                env = {"TB_PATH": f"/orgs/{bench.slug}/", "TB_COOKIE": cookie_header(member), "TB_EXPECT": "200"}
+            wrk(script, server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
             spy = None
             if args.py_spy:
                 pid = worker_pid(server.pid or 0)
@@ -102,7 +112,7 @@ def measure(args: argparse.Namespace) -> None:
             with ProcessSampler(server.pid or 0) as sampler:
                 cpu_before = sampler.cpu_seconds()
                 result, _ = wrk(
-                    "exchanges.lua",
+                    script,
                     server.base_url,
                     args.connections,
                     args.seconds,
@@ -112,10 +122,14 @@ def measure(args: argparse.Namespace) -> None:
             if spy:
                 spy.wait()
             per_second = result["requests"] / (result["duration_us"] / 1e6)
+            outcome = (
+                f"created {result['created']}, other {result['other_4xx']}, 5xx {result['server_errors']}"
+                if "created" in result
+                else f"as expected {result['ok']}, not {result['failed']}"
+            )
             print(
-                f"{result['requests']} writes, {per_second:.0f}/s, p50 {result['p50_us'] / 1000:.1f} ms, "
-                f"p99 {result['p99_us'] / 1000:.1f} ms, created {result['created']}, other {result['other_4xx']}, "
-                f"5xx {result['server_errors']}; server CPU {cpu:.2f} s = "
+                f"{result['requests']} requests, {per_second:.0f}/s, p50 {result['p50_us'] / 1000:.1f} ms, "
+                f"p99 {result['p99_us'] / 1000:.1f} ms, {outcome}; server CPU {cpu:.2f} s = "
                 f"{cpu / max(1, result['requests']) * 1000:.2f} ms per request; load {os.getloadavg()[0]:.1f}"
             )
         finally:
@@ -174,6 +188,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--history", type=int, default=2000)
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    parser.add_argument("--member-home", action="store_true", help="GET the member home instead of writing")
     parser.add_argument("--py-spy", help="write py-spy's collapsed stacks of the worker here")
     parser.add_argument("--top", help="print the shares in a collapsed-stacks file and stop")
     parser.add_argument("--limit", type=int, default=25)
