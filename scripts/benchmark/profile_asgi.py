@@ -3,7 +3,8 @@
 Builds the app as ``timebank serve`` does (production settings, every middleware) on a
 fresh bench database, signs in as staff, then sends ``--writes`` ``POST .../exchanges`` from
 ``--concurrency`` tasks straight into the ASGI callable (no sockets, no uvicorn, no client
-library), ``--reps`` times, and prints the process CPU per write of each rep and the median.
+library), ``--reps`` times, and prints the process CPU per write of each rep and the median, and PostgreSQL's (every
+backend on the machine, so run it on a quiet one).
 Without the HTTP server and the load generator on the same two cores, the figure moves much
 less from run to run than a live server's, so a change can be compared in one sitting.
 
@@ -30,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import uvloop
 
+from scripts.benchmark.measure import postgres_cpu_seconds
 from scripts.benchmark.run import TIMEZONE, Bench, create_bench_database, drop_database, seed
 from scripts.benchmark.sqlite_and_pages import PASSWORD
 from scripts.drills.live_server import SECRET_KEY, ServerProcess
@@ -154,11 +156,15 @@ async def drive(bench: Bench, args: argparse.Namespace) -> list[float]:
 
                 yappi.set_clock_type("cpu")
                 yappi.start()
-            began = time.process_time()
+            began, database_began = time.process_time(), postgres_cpu_seconds()
             each = args.writes // args.concurrency
             await asyncio.gather(*(writer(each, f"r{rep}-{n}-{time.time()}") for n in range(args.concurrency)))
             per_write.append((time.process_time() - began) / (each * args.concurrency) * 1000)
-            print(f"rep {rep + 1}: {per_write[-1]:.3f} ms of CPU per write{' (under yappi)' if profiling else ''}")
+            database = (postgres_cpu_seconds() - database_began) / (each * args.concurrency) * 1000
+            print(
+                f"rep {rep + 1}: {per_write[-1]:.3f} ms of CPU per write{' (under yappi)' if profiling else ''}, "
+                f"PostgreSQL {database:.3f} ms"
+            )
             if profiling:
                 yappi.stop()
                 write_profile(args.profile)
