@@ -5,7 +5,8 @@ What runs, each phase for ``--seconds``, the whole set ``--runs`` times (medians
 - ceiling: the same ledger write from a minimal asyncpg client (``ceiling.py``);
 - service writes: ``POST /exchanges`` through HTTP (wrk), over many accounts and over
   four hot ones, at each concurrency of ``--scan`` and at ``--concurrency``;
-- service reads: balance reads by 64 connections while writes run, flat out and paced;
+- service reads: balance reads by 64 paced connections alone, then while writes run, flat out
+  and paced;
 - pgbench -N (PostgreSQL's simple-update benchmark) at ``--concurrency``;
 - the server's memory (RSS per process) throughout, and its time from start to /ready;
 - SQLite, the embedded default (``sqlite_run``): one worker on a fresh file, exchange writes
@@ -243,6 +244,19 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
                 args.concurrency,
                 args.seconds,
                 {**write_env, "TB_ACCOUNTS": ",".join(map(str, hot)), "TB_RUN": f"{nonce}-hot"},
+            )
+            # The goal's "reads alone": the same 64 paced readers, nothing writing.
+            results["reads_alone_paced"], _ = wrk(
+                "balances.lua",
+                server.base_url,
+                args.readers,
+                args.seconds,
+                {
+                    "TB_TOKEN": token,
+                    "TB_ORG": bench.slug,
+                    "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
+                    "TB_PAUSE_MS": str(args.read_pause_ms),
+                },
             )
             results["reads_flat_out"], results["writes_during_reads_flat_out"] = reads_during_writes(
                 server.base_url, bench, token, args, write_env, f"{nonce}-rw", pause_ms=0
@@ -560,6 +574,7 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
         "service_writes": phase(f"writes_c{c}"),
         "ceiling_hot_accounts": phase("ceiling_hot"),
         "service_writes_hot_accounts": phase("writes_hot"),
+        "reads_alone_paced": phase("reads_alone_paced"),
         "reads_while_writing_flat_out": phase("reads_flat_out"),
         "writes_during_flat_out_reads": phase("writes_during_reads_flat_out"),
         "reads_while_writing_paced": phase("reads_paced"),
@@ -604,6 +619,7 @@ def print_table(summary: dict) -> None:
         ("service writes, many accounts", summary["service_writes"]),
         ("ceiling, 4 hot accounts", summary["ceiling_hot_accounts"]),
         ("service writes, 4 hot accounts", summary["service_writes_hot_accounts"]),
+        ("balance reads, 64 paced, nothing else", summary["reads_alone_paced"]),
         ("balance reads, 64 flat out (+writes)", summary["reads_while_writing_flat_out"]),
         ("  writes meanwhile", summary["writes_during_flat_out_reads"]),
         ("balance reads, 64 paced (+paced writes)", summary["reads_while_writing_paced"]),
