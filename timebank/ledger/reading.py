@@ -385,10 +385,6 @@ def _account_view_query():  # type: ignore[no-untyped-def]
     )
 
 
-def _member_of_account():  # type: ignore[no-untyped-def]
-    return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
-
-
 def _account_view(row: Mapping[str, Any]) -> AccountView:
     kind = AccountKind(row["kind"])
     floor = {AccountKind.MEMBER: row["min_balance_minutes"], AccountKind.POT: 0}.get(kind)
