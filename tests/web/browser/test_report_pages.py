@@ -51,8 +51,15 @@ class TestTheReportPage:
             page.get_by_role("img", name="Bar chart of the hours exchanged in each of the 12 months")
         ).to_be_visible()
         expect(page.get_by_role("row", name="Gardening")).to_contain_text("4.00")
-        # The charts are images that loaded (under their own CSP), not broken ones.
-        page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        # The charts are images that loaded (under their own CSP), not broken ones. Asked with
+        # expect() on each image: wait_for_function compiles its predicate inside the page when
+        # it has to poll, which the page's CSP (no 'unsafe-eval') refuses, and the console check
+        # then fails (seen once, on a loaded machine, when the charts were still loading).
+        images = page.locator("img").all()
+        assert images
+        for image in images:
+            expect(image).to_have_js_property("complete", True)
+            expect(image).not_to_have_js_property("naturalWidth", 0)
         checked(page, "report")
         with page.expect_download() as download:
             page.get_by_role("link", name="Download as CSV", exact=True).click()
