@@ -65,10 +65,10 @@ async def present(db: Database, ctx: Reader, found: list[PostedTransaction]) -> 
 
 
 async def _labels(db: Database, organisation_id: int, found: list[PostedTransaction]) -> Mapping[int, str]:
-    """The accounts' names: as a write read them itself (one transaction, just posted), else asked."""
-    if len(found) == 1 and found[0].labels is not None:
-        return found[0].labels
-    return await account_labels(db, organisation_id, (p.account_id for t in found for p in t.postings))
+    """The accounts' names: those a write read itself (PostedTransaction.labels), the rest asked."""
+    known = {account: label for t in found if t.labels for account, label in t.labels.items()}
+    missing = {p.account_id for t in found for p in t.postings} - known.keys()
+    return known | await account_labels(db, organisation_id, missing)
 
 
 async def _answer(db: Database, ctx: OrgContext, posted: PostedTransaction) -> Response[TransactionPublic]:

@@ -271,7 +271,7 @@ async def _counterparts(
             postings.join(
                 accounts,
                 and_(accounts.c.organisation_id == postings.c.organisation_id, accounts.c.id == postings.c.account_id),
-            ).outerjoin(members, _member_of_account())
+            ).outerjoin(members, member_of_account())
         )
         .where(
             postings.c.organisation_id == organisation_id,
@@ -305,14 +305,15 @@ async def account_labels(db: Database, organisation_id: int, account_ids: Iterab
     return {row["id"]: account_label(AccountKind(row["kind"]), row["display_name"]) for row in rows}
 
 
-def _member_of_account():  # type: ignore[no-untyped-def]
+def member_of_account():  # type: ignore[no-untyped-def]
+    """The join of an account to its member (none for the shared accounts), inside one organisation."""
     return and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
 
 
 # Built once (every page or answer with transactions names their accounts): see
 # ``stepwise.py`` on why; on PostgreSQL an array, so that it is compiled once too.
 _LABELLED_ACCOUNTS = select(accounts.c.id, accounts.c.kind, members.c.display_name).select_from(
-    accounts.outerjoin(members, _member_of_account())
+    accounts.outerjoin(members, member_of_account())
 )
 _ACCOUNT_LABELS = HotQuery(
     _LABELLED_ACCOUNTS.where(
@@ -380,7 +381,7 @@ def _account_view_query():  # type: ignore[no-untyped-def]
         accounts.c.is_active,
     ).select_from(
         accounts.join(organisations, organisations.c.id == accounts.c.organisation_id).outerjoin(
-            members, _member_of_account()
+            members, member_of_account()
         )
     )
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
-from timebank.ledger.reading import account_label, load_transaction
+from timebank.ledger.reading import account_label, load_transaction, member_of_account
 from timebank.models import (
     Account,
     AccountKind,
@@ -232,11 +232,7 @@ _LOCK_ACCOUNTS = (
         accounts.c.is_active,
         members.c.display_name,
     )
-    .select_from(
-        accounts.outerjoin(
-            members, and_(members.c.organisation_id == accounts.c.organisation_id, members.c.id == accounts.c.member_id)
-        )
-    )
+    .select_from(accounts.outerjoin(members, member_of_account()))
     .where(
         accounts.c.organisation_id == bindparam("organisation_id"),
         accounts.c.id.in_(bindparam("account_ids", expanding=True)),
