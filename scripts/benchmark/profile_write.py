@@ -51,7 +51,7 @@ class GranianProcess(ServerProcess):
                 "st",
             ),
             *("--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)),
-            "timebank.app:create_app",
+            "timebank.serving:create_served_app",
         ]
 
 
@@ -65,7 +65,10 @@ def measure(args: argparse.Namespace) -> None:
     bench = asyncio.run(create_bench_database(args.postgres))
     try:
         server = ServerProcess(
-            bench.dsn, Path(tempfile.mkdtemp(prefix="timebank-profile-")), workers=1, cookie_secure=PLAIN_HTTP_COOKIES
+            bench.dsn,
+            Path(tempfile.mkdtemp(prefix="timebank-profile-")),
+            workers=args.workers,
+            cookie_secure=PLAIN_HTTP_COOKIES
         )
         server.migrate()
         asyncio.run(seed(bench, args.members, args.history))
@@ -86,6 +89,9 @@ def measure(args: argparse.Namespace) -> None:
                 member = browser_sign_in(server.base_url, bench.seeded.member_username)
                 script = "pages.lua"
                 env = {"TB_PATH": f"/orgs/{bench.slug}/", "TB_COOKIE": cookie_header(member), "TB_EXPECT": "200"}
+            elif args.balance_reads:  # the bench's balance reads, paced with --pause-ms as its read phases are
+                script = "balances.lua"
+                env = {**env, "TB_PAUSE_MS": str(args.pause_ms)}
             wrk(script, server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
             spy = None
             if args.py_spy:
@@ -189,6 +195,9 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=2000)
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--member-home", action="store_true", help="GET the member home instead of writing")
+    parser.add_argument("--balance-reads", action="store_true", help="GET account balances instead of writing")
+    parser.add_argument("--pause-ms", type=int, default=0, help="with --balance-reads: mean pause per connection")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--py-spy", help="write py-spy's collapsed stacks of the worker here")
     parser.add_argument("--top", help="print the shares in a collapsed-stacks file and stop")
     parser.add_argument("--limit", type=int, default=25)

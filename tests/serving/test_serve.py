@@ -5,6 +5,8 @@ uvicorn itself is replaced by a recorder here; tests/serving/test_live_server.py
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +21,7 @@ from timebank.serving import RefusedToServe, ServePlan, plan_server, run_server
 SECRET = "a-production-secret-key-of-some-length-0123456789"
 POSTGRES = "postgresql://timebank@127.0.0.1:5432/timebank"
 SQLITE = "sqlite:///timebank.sqlite3"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +129,7 @@ class TestProductionRuns:
         run_server(plan())
         (options,) = calls
         assert options["proxy_headers"] is False and options["workers"] == 2 and options["port"] == 8123
-        assert options["app"] == "timebank.app:create_app" and options["factory"] is True
+        assert options["app"] == "timebank.serving:create_served_app" and options["factory"] is True
         (line,) = capsys.readouterr().err.splitlines()
         logged = json.loads(line)
         assert logged["event"] == "serving on http://127.0.0.1:8123 with 2 workers"
@@ -150,3 +153,29 @@ class TestProductionRuns:
         done = CliRunner().invoke(main, ["serve", "--port", "8124"])
         assert done.exit_code == 0, done.output
         assert calls[0]["proxy_headers"] is False and calls[0]["workers"] == 1
+
+
+class TestTheServedApp:
+    def test_each_worker_freezes_what_its_start_up_built(self, tmp_path: Path) -> None:
+        """A worker's long-lived start-up objects leave the collector's full passes (the pages'
+        latency tail). Run in a child process: freezing the test process would keep garbage."""
+        database = f"sqlite+aiosqlite:///{tmp_path / 'timebank.sqlite3'}"
+        child_env = {**os.environ, "TIMEBANK_DATABASE_URL": database}
+        migrated = subprocess.run(
+            [sys.executable, "-m", "timebank", "migrate"], env=child_env, capture_output=True, text=True, cwd=REPO
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        child = (
+            "import asyncio, gc\n"
+            "from timebank.serving import create_served_app\n"
+            "app = create_served_app()\n"
+            "async def main():\n"
+            "    before = gc.get_freeze_count()\n"
+            "    async with app.lifespan():\n"
+            "        print(before, gc.get_freeze_count())\n"
+            "asyncio.run(main())\n"
+        )
+        done = subprocess.run([sys.executable, "-c", child], env=child_env, capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        before, during = map(int, done.stdout.split())
+        assert before == 0 and during > 10_000
