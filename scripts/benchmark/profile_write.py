@@ -68,7 +68,7 @@ def measure(args: argparse.Namespace) -> None:
             bench.dsn,
             Path(tempfile.mkdtemp(prefix="timebank-profile-")),
             workers=args.workers,
-            cookie_secure=PLAIN_HTTP_COOKIES
+            cookie_secure=PLAIN_HTTP_COOKIES,
         )
         server.migrate()
         asyncio.run(seed(bench, args.members, args.history))

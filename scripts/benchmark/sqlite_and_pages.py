@@ -4,7 +4,9 @@ SQLite phase (run.py's ``sqlite_run``): one ``timebank serve`` worker on a fresh
 configuration: WAL, ``synchronous=FULL``), exchange writes through HTTP at each
 concurrency of ``--sqlite-scan`` against the SQLite ceiling (``ceiling_sqlite.py``: the
 same statements from a minimal aiosqlite client) at the same concurrency, then balance
-reads with writes alongside, then ``timebank verify`` on what was written.
+reads with writes alongside, then a burst of sign-ins (each an argon2 hash of 64 MiB, which
+the worker takes one at a time) with the worker's peak memory meanwhile, then
+``timebank verify`` on what was written.
 
 Pages phase: the member home (``GET /orgs/{org}/``, signed in as a member with a
 browser session cookie) and the staff "Log an exchange" form's POST
@@ -16,7 +18,10 @@ followed), on an organisation of ``--members`` members, one worker, on both data
 import datetime as dt
 import html.parser
 import random
+import statistics
+import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -155,6 +160,22 @@ def cookie_header(client: httpx.Client) -> str:
 
 
 # --------------------------------------------------------------------------- phases
+
+
+def sign_in_burst(base_url: str, username: str, people: int) -> dict:
+    """``people`` API sign-ins at once, as when a room signs in after a session: their times."""
+
+    def one(_: int) -> float:
+        began = time.perf_counter()
+        response = httpx.post(
+            f"{base_url}/api/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=30
+        )
+        response.raise_for_status()
+        return (time.perf_counter() - began) * 1000
+
+    with ThreadPoolExecutor(max_workers=people) as pool:
+        times = list(pool.map(one, range(people)))
+    return {"sign_ins": people, "median_ms": round(statistics.median(times), 1), "slowest_ms": round(max(times), 1)}
 
 
 def pages(base_url: str, seeded: "Seeded", connections: int, seconds: float, nonce: str) -> dict:

@@ -2,6 +2,10 @@
 
 import datetime as dt
 import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -312,3 +316,27 @@ def test_the_unknown_username_hash_costs_what_a_real_one_does() -> None:
     that raised them would make unknown usernames answer faster, and so be told apart)."""
     assert not passwords._hasher.check_needs_rehash(DUMMY_HASH)
     assert not verify_password(DUMMY_HASH, "any password at all")
+
+
+def test_passwords_are_hashed_and_checked_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each real hash holds 64 MiB while it runs: a room signing in at once must not hold
+    that many times over. Eight threads checking and setting passwords meet one at a time."""
+    running, most = 0, 0
+    count = threading.Lock()
+
+    def one_hash(*_: object) -> str:
+        nonlocal running, most
+        with count:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)  # long enough for the other threads to arrive while it runs
+        with count:
+            running -= 1
+        return "$argon2id$fake"
+
+    monkeypatch.setattr(passwords, "_hasher", SimpleNamespace(hash=one_hash, verify=lambda *_: True))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        checks = [pool.submit(verify_password, "$argon2id$stored", "password") for _ in range(4)]
+        hashes = [pool.submit(passwords.hash_password, "new password") for _ in range(4)]
+        assert all(check.result() for check in checks) and all(h.result() == "$argon2id$fake" for h in hashes)
+    assert most == 1
