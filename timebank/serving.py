@@ -114,10 +114,10 @@ def create_served_app() -> "Litestar":
     """The app as ``timebank serve`` runs it in each worker: ``create_app`` and one start-up step.
 
     Once the worker is up, everything it has imported and built (Litestar's routes,
-    SQLAlchemy's and pydantic's machinery, the templates' environment: a few hundred thousand
-    objects that live as long as the process) is moved out of the garbage collector's sight
+    SQLAlchemy's and pydantic's machinery, the templates' environment: some 160,000 objects
+    that live as long as the process) is moved out of the garbage collector's sight
     with ``gc.freeze()``. Otherwise every full collection walks all of it again, and the
-    request that happens to trigger one waits tens of milliseconds: that was the tail of the
+    request that happens to trigger one waits for it (90 to 110 ms on this machine): that was the tail of the
     pages' latency (docs/performance.md, round four). Only the served app does this, not the
     tests' many in-process apps, whose frozen objects would never be collected."""
     from timebank.app import create_app
