@@ -2,7 +2,9 @@
 
 One ``timebank serve`` worker (as shipped: every middleware on) on a fresh bench database;
 wrk sends ``POST .../exchanges`` (``exchanges.lua``), or with ``--member-home`` asks for a
-member's home page as a browser does (``pages.lua``), for ``--seconds`` at ``--connections``.
+member's home page as a browser does (``pages.lua``), or with ``--balance-reads`` reads
+balances as the bench's read phases do (``balances.lua``, paced by ``--pause-ms``), for
+``--seconds`` at ``--connections`` (``--workers`` for more than one worker).
 The worker's CPU seconds per request are printed; with ``--py-spy FILE`` py-spy samples the
 worker meanwhile and writes its collapsed stacks to FILE, and ``--top FILE`` prints the own
 and inclusive shares by function and by package. ``--server granian`` runs the same app
