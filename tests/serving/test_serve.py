@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from timebank.cli import main
 from timebank.config import DEVELOPMENT_SECRET, get_settings
+from timebank.db.migrate import upgrade
 from timebank.serving import RefusedToServe, ServePlan, plan_server, run_server
 
 SECRET = "a-production-secret-key-of-some-length-0123456789"
@@ -160,11 +161,8 @@ class TestTheServedApp:
         """A worker's long-lived start-up objects leave the collector's full passes (the pages'
         latency tail). Run in a child process: freezing the test process would keep garbage."""
         database = f"sqlite+aiosqlite:///{tmp_path / 'timebank.sqlite3'}"
+        upgrade(database)
         child_env = {**os.environ, "TIMEBANK_DATABASE_URL": database}
-        migrated = subprocess.run(
-            [sys.executable, "-m", "timebank", "migrate"], env=child_env, capture_output=True, text=True, cwd=REPO
-        )
-        assert migrated.returncode == 0, migrated.stderr
         child = (
             "import asyncio, gc\n"
             "from timebank.serving import create_served_app\n"
