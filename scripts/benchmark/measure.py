@@ -50,6 +50,10 @@ class ProcessSampler:
                 if match:
                     self.max_rss_mb[pid] = max(self.max_rss_mb.get(pid, 0.0), int(match.group(1)) / 1024)
 
+    def peak_rss_mb(self) -> float:
+        """The largest RSS any one process of the tree reached while sampled."""
+        return max(self.max_rss_mb.values(), default=0.0)
+
     def __enter__(self) -> "ProcessSampler":
         self._thread.start()
         return self

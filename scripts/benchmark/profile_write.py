@@ -29,8 +29,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from scripts.benchmark.measure import ProcessSampler, wrk
-from scripts.benchmark.run import PLAIN_HTTP_COOKIES, TIMEZONE, create_bench_database, drop_database, seed, sign_in
-from scripts.benchmark.sqlite_and_pages import browser_sign_in, cookie_header
+from scripts.benchmark.run import PLAIN_HTTP_COOKIES, TIMEZONE, create_bench_database, drop_database, seed
+from scripts.benchmark.sqlite_and_pages import browser_sign_in, cookie_header, sign_in
 from scripts.drills.live_server import ServerProcess
 
 
@@ -78,7 +78,7 @@ def measure(args: argparse.Namespace) -> None:
             server = GranianProcess(bench.dsn, server.workdir, workers=1)
         server.start()
         try:
-            token = sign_in(server.base_url, bench)
+            token = sign_in(server.base_url, bench.staff_username)
             day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
             env = {
                 "TB_TOKEN": token,

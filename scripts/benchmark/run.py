@@ -42,16 +42,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import httpx
 
 from scripts.benchmark.measure import HERE, ProcessSampler, children_cpu, postgres_cpu_seconds, run_measured, wrk
 from scripts.benchmark.sqlite_and_pages import (
-    PASSWORD,
     TIMEZONE,
     Seeded,
     pages,
     seed_organisation,
     seed_sqlite_history,
+    sign_in,
     sign_in_burst,
 )
 from scripts.drills.live_server import ServerProcess
@@ -142,14 +141,6 @@ async def seed_history(bench: Bench, exchanges: int) -> None:
     await conn.close()
 
 
-def sign_in(base_url: str, bench: Bench | Seeded) -> str:
-    response = httpx.post(
-        f"{base_url}/api/v1/auth/token", json={"username": bench.staff_username, "password": PASSWORD}, timeout=10
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def ceiling(
     bench: Bench, accounts: list[int], connections: int, seconds: float, run: str, day: str
 ) -> tuple[dict, float]:
@@ -207,7 +198,7 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
     )
     started_in = server.start()
     results: dict = {"start_to_ready_s": started_in}
-    token = sign_in(server.base_url, bench)
+    token = sign_in(server.base_url, bench.staff_username)
     day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
     nonce = f"r{run_number}-{uuid.uuid4().hex[:6]}"
     many = bench.accounts
@@ -333,7 +324,7 @@ def sqlite_run(args: argparse.Namespace, run_number: int) -> dict:
     nonce = f"s{run_number}-{uuid.uuid4().hex[:6]}"
     writing = seeded.accounts[: args.sqlite_accounts]
     try:
-        token = sign_in(server.base_url, seeded)
+        token = sign_in(server.base_url, seeded.staff_username)
         write_env = {"TB_TOKEN": token, "TB_ORG": seeded.slug, "TB_DATE": day}
 
         def writes(connections: int, run: str) -> dict:
@@ -370,15 +361,15 @@ def sqlite_run(args: argparse.Namespace, run_number: int) -> dict:
                 )
         # The worker's memory under the writes and reads: the pages phase signs in twice, and
         # each sign-in holds an argon2 hash's 64 MiB for a moment, so it is measured apart.
-        results["max_rss_mb"] = max(sampler.max_rss_mb.values(), default=0.0)
+        results["max_rss_mb"] = sampler.peak_rss_mb()
         if "pages" in args.phases:
             with ProcessSampler(server.pid or 0) as paging:
                 results["pages"] = pages(server.base_url, seeded, args.page_connections, args.seconds, f"{nonce}-p")
-            results["pages_max_rss_mb"] = max(paging.max_rss_mb.values(), default=0.0)
+            results["pages_max_rss_mb"] = paging.peak_rss_mb()
         if "sqlite" in args.phases:
             with ProcessSampler(server.pid or 0) as burst:
                 results["sign_in_burst"] = sign_in_burst(server.base_url, seeded.staff_username, args.sign_ins)
-            results["sign_in_burst"]["max_rss_mb"] = max(burst.max_rss_mb.values(), default=0.0)
+            results["sign_in_burst"]["max_rss_mb"] = burst.peak_rss_mb()
         results["load_after"] = os.getloadavg()
     finally:
         server.stop()
