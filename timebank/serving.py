@@ -128,7 +128,8 @@ def create_served_app() -> "Litestar":
 
 
 def freeze_what_start_up_built() -> None:
-    gc.collect()  # what start-up left as garbage is freed, not frozen with the rest
+    # No gc.collect() first: at this point it found about 300 garbage objects (a few KB,
+    # frozen with the rest) and took 76 ms, added to every worker's start.
     gc.freeze()
 
 
