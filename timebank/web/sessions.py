@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from timebank.auth.tokens import hash_token
 from timebank.config import Settings
 from timebank.db import Database
-from timebank.db.hot_path import HotQuery
+from timebank.db.hot_path import HotStatement
 from timebank.models import Account, BrowserSession, Member, Organisation, User
 
 COOKIE_NAME = "timebank_session"
@@ -92,14 +92,14 @@ _SESSION_COLUMNS = (
     users.c.must_change_password,
     browser_sessions.c.last_seen_at,
 )
-SESSION_USER = HotQuery(
+SESSION_USER = HotStatement(
     select(*_SESSION_COLUMNS)
     .select_from(browser_sessions.join(users, users.c.id == browser_sessions.c.user_id))
     .where(_LIVE_SESSION)
 )
 # Mirrors auth/context.py's _CALLER_IN_ORGANISATION: the membership columns are NULL when the
 # organisation does not exist or the user is no active member of it (both answered 404).
-SESSION_USER_IN_ORGANISATION = HotQuery(
+SESSION_USER_IN_ORGANISATION = HotStatement(
     select(
         *_SESSION_COLUMNS,
         organisations.c.id.label("organisation_id"),
@@ -121,7 +121,10 @@ SESSION_USER_IN_ORGANISATION = HotQuery(
                 members.c.is_active.is_(True),
             ),
         )
-        .outerjoin(accounts, accounts.c.member_id == members.c.id)
+        .outerjoin(
+            accounts,
+            and_(accounts.c.organisation_id == members.c.organisation_id, accounts.c.member_id == members.c.id),
+        )
     )
     .where(_LIVE_SESSION)
 )
