@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, select
 
 from timebank.auth.tokens import hash_token
 from timebank.db import Database
-from timebank.db.hot_path import HotQuery
+from timebank.db.hot_path import HotStatement
 from timebank.models import Account, ApiToken, Member, Organisation, Role, User
 
 api_tokens = ApiToken.__table__
@@ -85,12 +85,12 @@ _LIVE_TOKEN = and_(
     api_tokens.c.expires_at > bindparam("now"),
     users.c.is_active.is_(True),
 )
-_CALLER = HotQuery(
+_CALLER = HotStatement(
     select(users.c.id, users.c.username, users.c.is_site_admin, users.c.must_change_password)
     .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
     .where(_LIVE_TOKEN)
 )
-_CALLER_IN_ORGANISATION = HotQuery(
+_CALLER_IN_ORGANISATION = HotStatement(
     select(
         users.c.id.label("user_id"),
         users.c.username,

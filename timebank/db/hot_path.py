@@ -1,24 +1,34 @@
-"""The two statements every write request runs, sent to PostgreSQL without SQLAlchemy in between.
+"""The statements of every request, sent by the database driver itself, without SQLAlchemy in between.
 
-The token check (every request) and the ledger write (``timebank_post``) are single
-statements on an autocommit connection. Through SQLAlchemy's execution machinery
-each cost about 70 us more CPU than the same statement sent by asyncpg itself,
-which is a tenth of a request's whole budget. Here the statement is compiled once
-and sent with asyncpg's prepared-statement cache; SQLite (and anything not hot)
-keeps the ordinary SQLAlchemy path, so both databases run the same SQL text.
+Through SQLAlchemy's execution machinery a statement costs about 70 us more CPU than
+the same statement sent by asyncpg itself, which is a tenth of a request's whole
+budget on PostgreSQL. On SQLite the cost is in the trips to aiosqlite's thread:
+SQLAlchemy's adapter makes four for every statement (open a cursor, execute, fetch,
+close), and each is a wait for the event loop to come back to this request, which
+behind a room of readers is the whole of a writer's latency. aiosqlite itself makes
+one. So a ``HotStatement`` is compiled once for each database and sent by its driver:
+asyncpg's prepared-statement cache on PostgreSQL, one call to aiosqlite's thread on
+SQLite, with SQLAlchemy's own conversions of the parameters and the columns (dates,
+enums, booleans, JSON) so that both paths read and write exactly what the ordinary one
+does.
 
-SQLAlchemy's pool still owns the connection. Because it no longer sees the
-errors, a connection that dies under a raw statement is invalidated here, so the
-pool replaces it instead of lending it out again.
+SQLAlchemy's pool and transaction still own the connection. Because SQLAlchemy no
+longer sees the errors, a PostgreSQL connection that dies under a raw statement is
+invalidated here, so the pool replaces it instead of lending it out again; SQLite's
+errors are wrapped as SQLAlchemy's (``IntegrityError``, ``OperationalError``), so the
+retries and error handlers treat them exactly as before.
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable
+from sqlalchemy import JSON, ColumnElement, Executable, bindparam, func, select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import aiosqlite as aiosqlite_dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db.engine import Database
@@ -46,26 +56,96 @@ async def driver_connection(conn: AsyncConnection) -> AsyncIterator[asyncpg.Conn
         raise
 
 
-class HotQuery:
-    """A Core ``SELECT`` compiled once for asyncpg, run raw on PostgreSQL and by SQLAlchemy elsewhere.
+def in_json_list(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column IN`` the list passed as parameter ``name``, in SQL that does not change with its length.
 
-    ``postgres`` is the same query written for PostgreSQL where the portable one cannot be
-    compiled once: ``id = ANY(:ids)`` with an array, for ``id IN (:ids)`` with an expanding
-    list, which SQLAlchemy renders anew for every length of list.
+    SQLite's form (``json_each``) of PostgreSQL's ``= ANY(:name)``: the list is sent as JSON.
+    """
+    listed = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+_SQLITE = aiosqlite_dialect.dialect()
+_every_statement: list["HotStatement"] = []
+_Processor = Callable[[Any], Any] | None
+
+
+class _SQLiteForm:
+    """A statement compiled once for SQLite: its text, and SQLAlchemy's conversions in and out."""
+
+    def __init__(self, statement: Executable) -> None:
+        compiled = statement.compile(dialect=_SQLITE)
+        self.sql = str(compiled)
+        self.parameters: Sequence[tuple[str, _Processor]] = [
+            (name, compiled.binds[name].type.dialect_impl(_SQLITE).bind_processor(_SQLITE))
+            for name in compiled.positiontup or ()
+        ]
+        self.columns: Sequence[tuple[str, _Processor]] = [
+            (column.key, column.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None))
+            for column in getattr(statement, "exported_columns", ())
+        ]
+
+    def bind(self, parameters: Mapping[str, Any]) -> list[Any]:
+        return [
+            process(parameters[name]) if process is not None else parameters[name] for name, process in self.parameters
+        ]
+
+    def row(self, values: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: process(value) if process is not None else value
+            for (name, process), value in zip(self.columns, values, strict=True)
+        }
+
+    async def all(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        raw = (await conn.get_raw_connection()).driver_connection
+        values = self.bind(parameters)
+        try:
+            rows = await raw.execute_fetchall(self.sql, values)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
+        return [self.row(row) for row in rows]
+
+    async def many(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        raw = (await conn.get_raw_connection()).driver_connection
+        values = [self.bind(parameters) for parameters in rows]
+        try:
+            await raw.executemany(self.sql, values)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
+
+
+def every_hot_statement() -> Sequence["HotStatement"]:
+    """Every ``HotStatement`` built so far (all are module constants): for the tests that read their SQL."""
+    return tuple(_every_statement)
+
+
+class HotStatement:
+    """A Core statement compiled once for each database and sent by its driver itself.
+
+    ``statement`` is what SQLite runs; ``postgres`` is the same statement written for
+    PostgreSQL where the two differ: ``id = ANY(:ids)`` with an array where SQLite reads
+    the list from ``json_each(:ids)`` (a list in ``IN`` would be compiled anew for
+    every length), or a dialect's own ``INSERT … ON CONFLICT``.
+
+    ``first`` and ``all`` run on an autocommit connection of their own; ``rows_in`` and
+    ``execute_many_in`` inside the caller's transaction (PostgreSQL's, which writes only
+    reversals step by step, through SQLAlchemy as before).
     """
 
     def __init__(self, statement: Executable, *, postgres: Executable | None = None) -> None:
-        self.statement = statement
-        compiled = (postgres if postgres is not None else statement).compile(dialect=asyncpg_dialect.dialect())
+        self.postgres_statement = postgres if postgres is not None else statement
+        compiled = self.postgres_statement.compile(dialect=asyncpg_dialect.dialect())
         self.sql = str(compiled)
         self.parameter_order: Sequence[str] = compiled.positiontup or ()
+        self.sqlite = _SQLiteForm(statement)
+        _every_statement.append(self)
 
     async def first(self, db: Database, parameters: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The first row as a mapping (column name to value), or None."""
         async with db.autocommit() as conn:
             if not db.is_postgres:
-                row = (await conn.execute(self.statement, dict(parameters))).first()
-                return row._mapping if row is not None else None
+                rows = await self.sqlite.all(conn, parameters)
+                return rows[0] if rows else None
             async with driver_connection(conn) as raw:
                 return await raw.fetchrow(self.sql, *(parameters[name] for name in self.parameter_order))
 
@@ -73,6 +153,19 @@ class HotQuery:
         """Every row, each as a mapping (column name to value)."""
         async with db.autocommit() as conn:
             if not db.is_postgres:
-                return (await conn.execute(self.statement, dict(parameters))).mappings().all()
+                return await self.sqlite.all(conn, parameters)
             async with driver_connection(conn) as raw:
                 return await raw.fetch(self.sql, *(parameters[name] for name in self.parameter_order))
+
+    async def rows_in(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+        """Every row, inside the transaction open on ``conn``."""
+        if conn.dialect.name == "sqlite":
+            return await self.sqlite.all(conn, parameters)
+        return (await conn.execute(self.postgres_statement, dict(parameters))).mappings().all()
+
+    async def execute_many_in(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The statement once for each of ``rows``' parameters, inside the transaction open on ``conn``."""
+        if conn.dialect.name == "sqlite":
+            await self.sqlite.many(conn, rows)
+            return
+        await conn.execute(self.postgres_statement, [dict(parameters) for parameters in rows])

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import Database
-from timebank.db.hot_path import HotQuery
+from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
 from timebank.ledger.entries import PostedTransaction, PostingLine, Statement, StatementCursor, StatementEntry
@@ -311,14 +311,15 @@ def member_of_account():  # type: ignore[no-untyped-def]
 
 
 # Built once (every page or answer with transactions names their accounts): see
-# ``stepwise.py`` on why; on PostgreSQL an array, so that it is compiled once too.
+# ``stepwise.py`` on why; the list as an array (PostgreSQL) or JSON (SQLite), so that it is
+# compiled once too.
 _LABELLED_ACCOUNTS = select(accounts.c.id, accounts.c.kind, members.c.display_name).select_from(
     accounts.outerjoin(members, member_of_account())
 )
-_ACCOUNT_LABELS = HotQuery(
+_ACCOUNT_LABELS = HotStatement(
     _LABELLED_ACCOUNTS.where(
         accounts.c.organisation_id == bindparam("organisation_id"),
-        accounts.c.id.in_(bindparam("account_ids", expanding=True)),
+        in_json_list(accounts.c.id, "account_ids"),
     ),
     postgres=_LABELLED_ACCOUNTS.where(
         accounts.c.organisation_id == bindparam("organisation_id"),
@@ -395,7 +396,7 @@ def _account_view(row: Mapping[str, Any]) -> AccountView:
 
 # Every balance read and every member home asks for one account: built once, and sent by
 # asyncpg itself on PostgreSQL (db/hot_path.py).
-_ACCOUNT_BY_ID = HotQuery(
+_ACCOUNT_BY_ID = HotStatement(
     _account_view_query().where(
         accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("account_id")
     )

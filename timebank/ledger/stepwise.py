@@ -18,15 +18,16 @@ by running every ledger test on both databases.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
@@ -124,7 +125,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
         reverses_kind=original.kind if original is not None else None,
-        labels={row.id: account_label(AccountKind(row.kind), row.display_name) for row in locked.values()},
+        labels={row["id"]: account_label(AccountKind(row["kind"]), row["display_name"]) for row in locked.values()},
     )
 
 
@@ -143,10 +144,10 @@ async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
 
 
 async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
-    row = (await conn.execute(_RULES, {"organisation_id": organisation_id})).first()
-    if row is None:
+    rows = await _RULES.rows_in(conn, {"organisation_id": organisation_id})
+    if not rows:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    return _OrgRules(row[0], row[1], row[2])
+    return _OrgRules(**rows[0])
 
 
 async def _load_reversible(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction:
@@ -176,7 +177,8 @@ async def _category_id_of(conn: AsyncConnection, organisation_id: int, transacti
 async def _category_name(conn: AsyncConnection, organisation_id: int, category_id: int | None) -> str | None:
     if category_id is None:
         return None
-    return await conn.scalar(_CATEGORY_NAME, {"organisation_id": organisation_id, "category_id": category_id})
+    rows = await _CATEGORY_NAME.rows_in(conn, {"organisation_id": organisation_id, "category_id": category_id})
+    return rows[0]["name"] if rows else None
 
 
 def _claim_statement(dialect_insert: Any, category_id: Any) -> Any:
@@ -213,41 +215,67 @@ _CATEGORY_BY_NAME = (
     )
     .scalar_subquery()
 )
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_CLAIM_CATEGORY_ID = {
-    name: _claim_statement(dialect_insert, bindparam("c_category_id", type_=transactions.c.category_id.type))
-    for name, dialect_insert in _INSERTS.items()
-}
-_CLAIM_NAMED_CATEGORY = {
-    name: _claim_statement(dialect_insert, _CATEGORY_BY_NAME) for name, dialect_insert in _INSERTS.items()
-}
-# With each member's name, for the write's answer (PostedTransaction.labels): read here
-# rather than in a statement of its own after the write.
-_LOCK_ACCOUNTS = (
-    select(
-        accounts.c.id,
-        accounts.c.kind,
-        accounts.c.balance_minutes,
-        accounts.c.version,
-        accounts.c.is_active,
-        members.c.display_name,
-    )
-    .select_from(accounts.outerjoin(members, member_of_account()))
-    .where(
-        accounts.c.organisation_id == bindparam("organisation_id"),
-        accounts.c.id.in_(bindparam("account_ids", expanding=True)),
-    )
-    .order_by(accounts.c.id)
-    .with_for_update(of=accounts)
+_CATEGORY_BY_ID = bindparam("c_category_id", type_=transactions.c.category_id.type)
+_CLAIM_CATEGORY_ID = HotStatement(
+    _claim_statement(sqlite.insert, _CATEGORY_BY_ID), postgres=_claim_statement(postgresql.insert, _CATEGORY_BY_ID)
 )
-_RULES = select(
-    organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through
-).where(organisations.c.id == bindparam("organisation_id"))
-_CATEGORY_NAME = select(categories.c.name).where(
-    categories.c.organisation_id == bindparam("organisation_id"), categories.c.id == bindparam("category_id")
+_CLAIM_NAMED_CATEGORY = HotStatement(
+    _claim_statement(sqlite.insert, _CATEGORY_BY_NAME),
+    postgres=_claim_statement(postgresql.insert, _CATEGORY_BY_NAME),
 )
-_INSERT_POSTINGS = insert(postings)
-_UPDATE_ACCOUNTS = (
+
+
+def _locking(accounts_listed: Any) -> Any:
+    """The touched accounts, locked in id order (``FOR UPDATE`` means nothing on SQLite, whose
+    writer holds the whole file), with each member's name for the write's answer
+    (PostedTransaction.labels): read here rather than in a statement of its own after the write."""
+    return (
+        select(
+            accounts.c.id,
+            accounts.c.kind,
+            accounts.c.balance_minutes,
+            accounts.c.version,
+            accounts.c.is_active,
+            members.c.display_name,
+        )
+        .select_from(accounts.outerjoin(members, member_of_account()))
+        .where(accounts.c.organisation_id == bindparam("organisation_id"), accounts_listed)
+        .order_by(accounts.c.id)
+        .with_for_update(of=accounts)
+    )
+
+
+_LOCK_ACCOUNTS = HotStatement(
+    _locking(in_json_list(accounts.c.id, "account_ids")),
+    postgres=_locking(accounts.c.id == any_(bindparam("account_ids", type_=ARRAY(BigInteger)))),
+)
+_RULES = HotStatement(
+    select(organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through).where(
+        organisations.c.id == bindparam("organisation_id")
+    )
+)
+_CATEGORY_NAME = HotStatement(
+    select(categories.c.name).where(
+        categories.c.organisation_id == bindparam("organisation_id"), categories.c.id == bindparam("category_id")
+    )
+)
+_INSERT_POSTINGS = HotStatement(
+    insert(postings).values(
+        {
+            name: bindparam(name, type_=postings.c[name].type)
+            for name in (
+                "organisation_id",
+                "transaction_id",
+                "account_id",
+                "minutes",
+                "balance_after",
+                "account_version",
+                "occurred_on",
+            )
+        }
+    )
+)
+_UPDATE_ACCOUNTS = HotStatement(
     update(accounts)
     .where(accounts.c.organisation_id == bindparam("b_organisation_id"), accounts.c.id == bindparam("b_id"))
     .values(
@@ -280,13 +308,13 @@ async def _claim_idempotency_key(
         "c_reverses_id": entry.reverses_id,
     }
     if isinstance(category, _NamedCategory):
-        statement = _CLAIM_NAMED_CATEGORY[conn.dialect.name]
+        statement = _CLAIM_NAMED_CATEGORY
         parameters["c_category_key"] = entry.category_key
     else:
-        statement = _CLAIM_CATEGORY_ID[conn.dialect.name]
+        statement = _CLAIM_CATEGORY_ID
         parameters["c_category_id"] = category
-    row = (await conn.execute(statement, parameters)).first()
-    return (row[0], recorded_at, row[1]) if row is not None else None
+    rows = await statement.rows_in(conn, parameters)
+    return (rows[0]["id"], recorded_at, rows[0]["category_id"]) if rows else None
 
 
 async def _key_is_taken(conn: AsyncConnection, entry: PostingRequest) -> bool:
@@ -323,12 +351,12 @@ def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
         raise refusals.period_closed(occurred_on, rules.books_closed_through)
 
 
-async def _lock_accounts(conn: AsyncConnection, organisation_id: int, account_ids: list[int]) -> dict[int, Row]:
+async def _lock_accounts(
+    conn: AsyncConnection, organisation_id: int, account_ids: list[int]
+) -> dict[int, Mapping[str, Any]]:
     """Lock the rows in id order, so two writers can never wait on each other in a cycle."""
-    rows = (
-        await conn.execute(_LOCK_ACCOUNTS, {"organisation_id": organisation_id, "account_ids": sorted(account_ids)})
-    ).all()
-    locked = {row.id: row for row in rows}
+    rows = await _LOCK_ACCOUNTS.rows_in(conn, {"organisation_id": organisation_id, "account_ids": sorted(account_ids)})
+    locked = {row["id"]: row for row in rows}
     missing = [account_id for account_id in account_ids if account_id not in locked]
     if missing:
         raise refusals.unknown_account(missing[0])
@@ -348,22 +376,22 @@ def _apply_legs(
     entry: PostingRequest,
     legs: Sequence[Leg],
     allowed_kinds: dict[int, frozenset[AccountKind]],
-    locked: dict[int, Row],
+    locked: dict[int, Mapping[str, Any]],
     rules: _OrgRules,
 ) -> list[PostingLine]:
     lines = []
     for leg in legs:
         account = locked[leg.account_id]
-        kind = AccountKind(account.kind)
+        kind = AccountKind(account["kind"])
         if kind not in allowed_kinds[leg.account_id]:
             raise refusals.wrong_account_kind(leg.account_id, kind.value, entry.kind)
-        if not account.is_active and not entry.allow_inactive:
+        if not account["is_active"] and not entry.allow_inactive:
             raise refusals.account_inactive(leg.account_id)
-        balance_after = account.balance_minutes + leg.minutes
+        balance_after = account["balance_minutes"] + leg.minutes
         floor = _floor(kind, rules)
         if leg.minutes < 0 and floor is not None and balance_after < floor:
-            raise refusals.insufficient_balance(leg.account_id, account.balance_minutes, floor, -leg.minutes)
-        lines.append(PostingLine(leg.account_id, leg.minutes, balance_after, account.version + 1))
+            raise refusals.insufficient_balance(leg.account_id, account["balance_minutes"], floor, -leg.minutes)
+        lines.append(PostingLine(leg.account_id, leg.minutes, balance_after, account["version"] + 1))
     return lines
 
 
@@ -373,11 +401,11 @@ async def _write_postings(
     transaction_id: int,
     occurred_on: dt.date,
     lines: list[PostingLine],
-    locked: dict[int, Row],
+    locked: dict[int, Mapping[str, Any]],
     rules: _OrgRules,
 ) -> None:
-    await conn.execute(
-        _INSERT_POSTINGS,
+    await _INSERT_POSTINGS.execute_many_in(
+        conn,
         [
             {
                 "organisation_id": organisation_id,
@@ -391,15 +419,15 @@ async def _write_postings(
             for line in lines
         ],
     )
-    await conn.execute(
-        _UPDATE_ACCOUNTS,
+    await _UPDATE_ACCOUNTS.execute_many_in(
+        conn,
         [
             {
                 "b_organisation_id": organisation_id,
                 "b_id": line.account_id,
                 "b_balance": line.balance_after,
                 "b_version": line.account_version,
-                "b_floor": _stored_floor(AccountKind(locked[line.account_id].kind), line.balance_after, rules),
+                "b_floor": _stored_floor(AccountKind(locked[line.account_id]["kind"]), line.balance_after, rules),
             }
             for line in lines
         ],

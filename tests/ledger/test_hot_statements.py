@@ -1,0 +1,195 @@
+"""The statements sent by the driver itself (db/hot_path.py) read and fail exactly as through SQLAlchemy.
+
+On SQLite a ``HotStatement`` converts its parameters and columns with SQLAlchemy's own
+processors and sends them in one call to aiosqlite's thread: what comes back must be
+what SQLAlchemy itself would have read (dates, times, enums, booleans, NULLs), and what
+the database refuses must reach the retries and error handlers as SQLAlchemy's errors.
+"""
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiosqlite
+import pytest
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tests.conftest import Org, make_org, new_key, today
+from tests.ledger.support import exchange
+from timebank import ledger
+from timebank.db import Database, create_database
+from timebank.db.hot_path import HotStatement, in_json_list
+from timebank.db.migrate import upgrade
+from timebank.db.retry import is_retryable
+from timebank.ledger.reading import get_account
+from timebank.models import Account, Posting, Transaction
+
+accounts = Account.__table__
+postings = Posting.__table__
+transactions = Transaction.__table__
+
+
+def _of_organisation(table, *columns):  # type: ignore[no-untyped-def]
+    """The rows of ``table`` with ids in the list ``ids``, as a HotStatement, and as SQLAlchemy would read them."""
+    chosen = select(*columns) if columns else select(table)
+
+    def where(listed):  # type: ignore[no-untyped-def]
+        return chosen.where(table.c.organisation_id == bindparam("organisation_id"), listed)
+
+    hot = HotStatement(
+        where(in_json_list(table.c.id, "ids")),
+        postgres=where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+    )
+    return hot, lambda organisation_id, ids: chosen.where(
+        table.c.organisation_id == organisation_id, table.c.id.in_(ids)
+    )
+
+
+# A column of every kind the ledger stores: integers, text, an enum, a date, a time with
+# its zone, a boolean, and NULLs (recorded_by_user_id, category_id, reverses_id here).
+_TRANSACTIONS = _of_organisation(transactions)
+_ACCOUNTS = _of_organisation(
+    accounts, accounts.c.id, accounts.c.kind, accounts.c.is_active, accounts.c.min_balance_minutes
+)
+
+
+@pytest.fixture
+async def sqlite_org(tmp_path) -> AsyncIterator[Org]:
+    """An organisation on a SQLite file of its own (whatever the test run's backend)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hot.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url)
+    yield await make_org(database)
+    await database.dispose()
+
+
+async def test_what_it_reads_is_what_sqlalchemy_reads(db: Database, org: Org) -> None:
+    giver, receiver = await org.member(), await org.member()
+    posted = [await exchange(org, giver, receiver, 30), await exchange(org, receiver, giver, 45)]
+    ids = [p.id for p in posted]
+    for (hot, portable), wanted in ((_TRANSACTIONS, ids), (_ACCOUNTS, [giver, receiver, org.pot_account_id])):
+        async with db.transaction() as conn:
+            read_hot = [dict(row) for row in await hot.rows_in(conn, {"organisation_id": org.id, "ids": wanted})]
+            read_by_sqlalchemy = [dict(row) for row in (await conn.execute(portable(org.id, wanted))).mappings().all()]
+        read_autocommit = [dict(row) for row in await hot.all(db, {"organisation_id": org.id, "ids": wanted})]
+        assert len(read_hot) == len(wanted)
+        by_id = sorted(read_by_sqlalchemy, key=lambda row: row["id"])
+        assert sorted(read_hot, key=lambda row: row["id"]) == by_id
+        assert sorted(read_autocommit, key=lambda row: row["id"]) == by_id
+        if not db.is_postgres:  # the same Python types too (asyncpg's own are its own: str for an enum)
+            for hot_row, sqlalchemy_row in zip(read_hot, read_by_sqlalchemy, strict=True):
+                assert {k: type(v) for k, v in hot_row.items()} == {k: type(v) for k, v in sqlalchemy_row.items()}
+
+
+async def test_a_refused_write_is_sqlalchemys_integrity_error_and_writes_nothing(db: Database, org: Org) -> None:
+    giver, receiver = await org.member(), await org.member()
+    posted = await exchange(org, giver, receiver, 30)
+    zero_minutes = HotStatement(
+        insert(postings).values(
+            organisation_id=bindparam("organisation_id"),
+            transaction_id=bindparam("transaction_id"),
+            account_id=bindparam("account_id"),
+            minutes=bindparam("minutes"),
+            balance_after=bindparam("balance_after"),
+            account_version=bindparam("account_version"),
+            occurred_on=bindparam("occurred_on"),
+        )
+    )
+    row = {
+        "organisation_id": org.id,
+        "transaction_id": posted.id,
+        "account_id": giver,
+        "minutes": 0,  # postings.minutes <> 0
+        "balance_after": -30,
+        "account_version": 99,
+        "occurred_on": today(),
+    }
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as conn:
+            await zero_minutes.execute_many_in(conn, [row | {"minutes": 5, "account_version": 98}, row])
+    async with db.autocommit() as conn:
+        written = await conn.scalar(
+            select(func.count()).where(postings.c.transaction_id == posted.id, postings.c.account_id == giver)
+        )
+    assert written == 1  # the exchange's own posting only
+
+
+async def test_a_locked_sqlite_file_is_the_operational_error_the_retries_know(sqlite_org: Org) -> None:
+    db, org = sqlite_org.db, sqlite_org
+    account = await org.member()
+    set_version = HotStatement(
+        update(accounts)
+        .where(accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("id"))
+        .values(version=accounts.c.version)
+    )
+    # Another process's writer holds the file's one write lock.
+    other = sqlite3.connect(db.sqlite_file, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with db.autocommit() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute("PRAGMA busy_timeout=0")
+            try:
+                with pytest.raises(OperationalError) as refused:
+                    await set_version.execute_many_in(conn, [{"organisation_id": org.id, "id": account}])
+            finally:
+                await raw.execute("PRAGMA busy_timeout=30000")
+        assert "database is locked" in str(refused.value.orig)
+        assert is_retryable(refused.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def _count_calls_to_the_thread(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every call aiosqlite hands to its connection's thread from now on, by function."""
+    calls: Counter[str] = Counter()
+    original = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[getattr(fn, "__name__", "call")] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_a_read_on_sqlite_is_one_call_to_aiosqlites_thread(
+    sqlite_org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement itself; no rollback when its autocommit connection goes back to the pool."""
+    account = await sqlite_org.member()
+    await get_account(sqlite_org.db, sqlite_org.id, account)  # the pool has a connection open
+    calls = _count_calls_to_the_thread(monkeypatch)
+    read = await get_account(sqlite_org.db, sqlite_org.id, account)
+    assert read.id == account
+    assert calls == {"_execute_fetchall": 1}
+
+
+async def test_an_exchange_on_sqlite_is_ten_calls_to_aiosqlites_thread(
+    sqlite_org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through SQLAlchemy's adapter the same write took 26: each call is a wait for the event loop.
+
+    (On PostgreSQL an exchange is one statement, ``timebank_post``.)"""
+    db, org = sqlite_org.db, sqlite_org
+    giver, receiver = await org.member(), await org.member()
+    await exchange(org, giver, receiver, 30)  # the connections are open and warm
+    calls = _count_calls_to_the_thread(monkeypatch)
+    posted = await ledger.post_exchange(
+        db,
+        org.id,
+        giver_account_id=giver,
+        receiver_account_id=receiver,
+        minutes=30,
+        occurred_on=today(),
+        description="Gardening",
+        recorded_by=None,
+        idempotency_key=new_key(),
+    )
+    assert posted.created
+    # BEGIN IMMEDIATE (a cursor, its execute, its close); the claim, the locked accounts, the
+    # rules, the postings, the balances (one call each); COMMIT; the pool's rollback on return.
+    assert sum(calls.values()) == 10, calls
