@@ -186,11 +186,16 @@ def _create_postgres_engine(
 
 
 def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEngine:
+    # An autocommit connection never holds a transaction, so the rollback the pool sends
+    # when one is handed back would do nothing but cost a trip to aiosqlite's thread
+    # (on every request). The transaction engine keeps it, as the last guard of SQLite's
+    # one write lock should a transaction ever be left open.
+    autocommit_options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     engine = create_async_engine(
         url,
         echo=echo,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        **autocommit_options,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
