@@ -1,10 +1,11 @@
 """The SQLite ceiling: the service's exchange write, statement for statement, from a minimal aiosqlite client.
 
-The statements are the ones ``ledger/stepwise.py`` sends on SQLite, compiled from
-the same SQLAlchemy tables once at start: ``BEGIN IMMEDIATE``; claim the
-idempotency key (insert the transaction ``ON CONFLICT DO NOTHING RETURNING``);
-read both accounts; read the organisation's rules; insert both postings; update
-both balances; ``COMMIT``. The connection has the service's settings (WAL,
+The statements are the very SQL texts ``ledger/stepwise.py`` sends on SQLite (its
+``HotStatement``s' SQLite forms): ``BEGIN IMMEDIATE``; claim the idempotency key
+(insert the transaction ``ON CONFLICT DO NOTHING RETURNING``); read and lock both
+accounts; read the organisation's rules; insert both postings; update both
+balances; ``COMMIT``. Each is one call to aiosqlite's thread, with its parameters
+already in SQLite's own form. The connection has the service's settings (WAL,
 ``synchronous=FULL``, foreign keys, the busy timeout), so every commit waits for
 the disk as the service's does. There is no HTTP, no JSON and no framework.
 
@@ -22,71 +23,33 @@ import json
 import random
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import aiosqlite
 import uvloop
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import sqlite
 
 from timebank.db.engine import SQLITE_BUSY_TIMEOUT_MS
-from timebank.models import Account, Organisation, Posting, Transaction
-
-accounts = Account.__table__
-organisations = Organisation.__table__
-postings = Posting.__table__
-transactions = Transaction.__table__
-DIALECT = sqlite.dialect(paramstyle="named")
+from timebank.db.hot_path import HotStatement
+from timebank.ledger import stepwise
 
 
-def compiled(statement: object) -> str:
-    return str(statement.compile(dialect=DIALECT))  # type: ignore[attr-defined]
+class Statement:
+    """One of the service's statements: its SQLite text, and its parameters' order."""
+
+    def __init__(self, hot: HotStatement) -> None:
+        self.sql = hot.sqlite.sql
+        self.names = [name for name, _ in hot.sqlite.parameters]
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        return [parameters[name] for name in self.names]
 
 
-CLAIM = compiled(
-    sqlite.insert(transactions)
-    .values(
-        organisation_id=bindparam("org"),
-        kind=bindparam("kind"),
-        occurred_on=bindparam("day"),
-        recorded_at=bindparam("now"),
-        recorded_by_user_id=bindparam("recorded_by_user_id"),
-        description=bindparam("description"),
-        category_id=bindparam("category_id"),
-        idempotency_key=bindparam("key"),
-        request_fingerprint=bindparam("fingerprint"),
-        reverses_id=bindparam("reverses_id"),
-    )
-    .on_conflict_do_nothing(index_elements=["organisation_id", "idempotency_key"])
-    .returning(transactions.c.id, transactions.c.category_id)
-)
-LOCK = compiled(
-    select(accounts.c.id, accounts.c.kind, accounts.c.balance_minutes, accounts.c.version, accounts.c.is_active)
-    .where(accounts.c.organisation_id == bindparam("org"), accounts.c.id.in_([bindparam("a"), bindparam("b")]))
-    .order_by(accounts.c.id)
-)
-RULES = compiled(
-    select(organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through).where(
-        organisations.c.id == bindparam("org")
-    )
-)
-POSTING = compiled(
-    insert(postings).values(
-        organisation_id=bindparam("org"),
-        transaction_id=bindparam("tx"),
-        account_id=bindparam("account"),
-        minutes=bindparam("minutes"),
-        balance_after=bindparam("balance"),
-        account_version=bindparam("version"),
-        occurred_on=bindparam("day"),
-    )
-)
-BALANCE = compiled(
-    update(accounts)
-    .where(accounts.c.organisation_id == bindparam("org"), accounts.c.id == bindparam("b_id"))
-    .values(
-        balance_minutes=bindparam("b_balance"), version=bindparam("b_version"), min_balance_minutes=bindparam("b_floor")
-    )
-)
+CLAIM = Statement(stepwise._CLAIM_CATEGORY_ID)
+LOCK = Statement(stepwise._LOCK_ACCOUNTS)
+RULES = Statement(stepwise._RULES)
+POSTING = Statement(stepwise._INSERT_POSTINGS)
+BALANCE = Statement(stepwise._UPDATE_ACCOUNTS)
 
 
 async def connect(path: str) -> aiosqlite.Connection:
@@ -101,52 +64,58 @@ async def post_one(conn: aiosqlite.Connection, org: int, giver: int, receiver: i
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     await conn.execute("BEGIN IMMEDIATE")
     try:
-        cursor = await conn.execute(
-            CLAIM,
-            {
-                "org": org,
-                "kind": "exchange",
-                "day": day,
-                "now": now,
-                "recorded_by_user_id": None,
-                "description": "benchmark",
-                "category_id": None,
-                "key": key,
-                "fingerprint": fingerprint,
-                "reverses_id": None,
-            },
+        claimed = await conn.execute_fetchall(
+            CLAIM.sql,
+            CLAIM.values(
+                {
+                    "c_organisation_id": org,
+                    "c_kind": "exchange",
+                    "c_occurred_on": day,
+                    "c_recorded_at": now,
+                    "c_recorded_by_user_id": None,
+                    "c_description": "benchmark",
+                    "c_category_id": None,
+                    "c_idempotency_key": key,
+                    "c_request_fingerprint": fingerprint,
+                    "c_reverses_id": None,
+                }
+            ),
         )
-        tx = (await cursor.fetchone())[0]  # type: ignore[index]
-        cursor = await conn.execute(LOCK, {"org": org, "a": giver, "b": receiver})
-        locked = {row[0]: row for row in await cursor.fetchall()}
-        cursor = await conn.execute(RULES, {"org": org})
-        floor = (await cursor.fetchone())[1]  # type: ignore[index]
+        tx = next(iter(claimed))[0]
+        ids = json.dumps(sorted((giver, receiver)))
+        rows = await conn.execute_fetchall(LOCK.sql, LOCK.values({"organisation_id": org, "account_ids": ids}))
+        locked = {row[0]: row for row in rows}
+        floor = next(iter(await conn.execute_fetchall(RULES.sql, RULES.values({"organisation_id": org}))))[1]
         lines = [(giver, -30), (receiver, 30)]
         await conn.executemany(
-            POSTING,
+            POSTING.sql,
             [
-                {
-                    "org": org,
-                    "tx": tx,
-                    "account": account,
-                    "minutes": minutes,
-                    "balance": locked[account][2] + minutes,
-                    "version": locked[account][3] + 1,
-                    "day": day,
-                }
+                POSTING.values(
+                    {
+                        "organisation_id": org,
+                        "transaction_id": tx,
+                        "account_id": account,
+                        "minutes": minutes,
+                        "balance_after": locked[account][2] + minutes,
+                        "account_version": locked[account][3] + 1,
+                        "occurred_on": day,
+                    }
+                )
                 for account, minutes in lines
             ],
         )
         await conn.executemany(
-            BALANCE,
+            BALANCE.sql,
             [
-                {
-                    "org": org,
-                    "b_id": account,
-                    "b_balance": locked[account][2] + minutes,
-                    "b_version": locked[account][3] + 1,
-                    "b_floor": min(floor, locked[account][2] + minutes) if locked[account][1] == "member" else None,
-                }
+                BALANCE.values(
+                    {
+                        "b_organisation_id": org,
+                        "b_id": account,
+                        "b_balance": locked[account][2] + minutes,
+                        "b_version": locked[account][3] + 1,
+                        "b_floor": min(floor, locked[account][2] + minutes) if locked[account][1] == "member" else None,
+                    }
+                )
                 for account, minutes in lines
             ],
         )
