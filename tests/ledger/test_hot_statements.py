@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tests.conftest import Org, make_org, new_key, today
+from tests.conftest import Org, make_org, today
 from tests.ledger.support import exchange
-from timebank import ledger
 from timebank.db import Database, create_database
 from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.db.migrate import upgrade
@@ -174,21 +173,11 @@ async def test_an_exchange_on_sqlite_is_ten_calls_to_aiosqlites_thread(
     """Through SQLAlchemy's adapter the same write took 26: each call is a wait for the event loop.
 
     (On PostgreSQL an exchange is one statement, ``timebank_post``.)"""
-    db, org = sqlite_org.db, sqlite_org
+    org = sqlite_org
     giver, receiver = await org.member(), await org.member()
     await exchange(org, giver, receiver, 30)  # the connections are open and warm
     calls = _count_calls_to_the_thread(monkeypatch)
-    posted = await ledger.post_exchange(
-        db,
-        org.id,
-        giver_account_id=giver,
-        receiver_account_id=receiver,
-        minutes=30,
-        occurred_on=today(),
-        description="Gardening",
-        recorded_by=None,
-        idempotency_key=new_key(),
-    )
+    posted = await exchange(org, giver, receiver, 30)
     assert posted.created
     # BEGIN IMMEDIATE (a cursor, its execute, its close); the claim, the locked accounts, the
     # rules, the postings, the balances (one call each); COMMIT; the pool's rollback on return.

@@ -395,7 +395,7 @@ def _account_view(row: Mapping[str, Any]) -> AccountView:
 
 
 # Every balance read and every member home asks for one account: built once, and sent by
-# asyncpg itself on PostgreSQL (db/hot_path.py).
+# the driver itself (db/hot_path.py).
 _ACCOUNT_BY_ID = HotStatement(
     _account_view_query().where(
         accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("account_id")
