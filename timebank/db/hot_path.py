@@ -66,7 +66,6 @@ def in_json_list(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
 
 
 _SQLITE = aiosqlite_dialect.dialect()
-_every_statement: list["HotStatement"] = []
 _Processor = Callable[[Any], Any] | None
 
 
@@ -97,26 +96,25 @@ class _SQLiteForm:
         }
 
     async def all(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
-        raw = (await conn.get_raw_connection()).driver_connection
         values = self.bind(parameters)
-        try:
+        async with _aiosqlite_connection(conn, self.sql, values) as raw:
             rows = await raw.execute_fetchall(self.sql, values)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
         return [self.row(row) for row in rows]
 
     async def many(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        raw = (await conn.get_raw_connection()).driver_connection
         values = [self.bind(parameters) for parameters in rows]
-        try:
+        async with _aiosqlite_connection(conn, self.sql, values) as raw:
             await raw.executemany(self.sql, values)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
 
 
-def every_hot_statement() -> Sequence["HotStatement"]:
-    """Every ``HotStatement`` built so far (all are module constants): for the tests that read their SQL."""
-    return tuple(_every_statement)
+@asynccontextmanager
+async def _aiosqlite_connection(conn: AsyncConnection, sql: str, values: Any) -> AsyncIterator[Any]:
+    """The aiosqlite connection under ``conn``; what SQLite refuses is raised as SQLAlchemy's error."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    try:
+        yield raw
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
 
 
 class HotStatement:
@@ -138,7 +136,6 @@ class HotStatement:
         self.sql = str(compiled)
         self.parameter_order: Sequence[str] = compiled.positiontup or ()
         self.sqlite = _SQLiteForm(statement)
-        _every_statement.append(self)
 
     async def first(self, db: Database, parameters: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The first row as a mapping (column name to value), or None."""
