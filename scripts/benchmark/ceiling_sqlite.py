@@ -85,7 +85,8 @@ async def post_one(conn: aiosqlite.Connection, org: int, giver: int, receiver: i
         ids = json.dumps(sorted((giver, receiver)))
         rows = await conn.execute_fetchall(LOCK.sql, LOCK.values({"organisation_id": org, "account_ids": ids}))
         locked = {row[0]: row for row in rows}
-        floor = next(iter(await conn.execute_fetchall(RULES.sql, RULES.values({"organisation_id": org}))))[1]
+        rules = {"organisation_id": org, "caller_user_id": None}  # the service's statement, no caller to confirm
+        floor = next(iter(await conn.execute_fetchall(RULES.sql, RULES.values(rules))))[1]
         lines = [(giver, -30), (receiver, 30)]
         await conn.executemany(
             POSTING.sql,

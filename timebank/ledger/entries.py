@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from timebank.auth.sign_in_cache import SignInCheck
 from timebank.models import AccountKind, TransactionKind
 
 
@@ -35,6 +36,9 @@ class PostingRequest:
     reverses_id: int | None = None
     # Reversals may touch deactivated accounts: a mistake must stay correctable.
     allow_inactive: bool = False
+    # The caller's standing as a worker remembered it: the write is refused with
+    # SignInChanged, before anything is written, if it moved (auth/sign_in_cache.py).
+    sign_in: SignInCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)

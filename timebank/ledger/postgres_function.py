@@ -19,12 +19,15 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.auth.sign_in_cache import SignInChanged
 from timebank.db.hot_path import driver_connection
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import PostedTransaction, PostingLine, PostingRequest
 from timebank.ledger.reading import account_label, load_transaction
 from timebank.models import AccountKind
 
+# ``timebank_post_as`` (migration 0012) is ``timebank_post`` behind a check of the caller's
+# sign-in version, when their standing came from a worker's memory (auth/sign_in_cache.py).
 # The accounts' kinds and members' names come in the same statement: every write answers
 # with them (present() in exchanges/endpoints.py), and asking in a second round trip cost
 # about a fifth of a write's CPU. The join reads the rows as they were when the statement
@@ -32,12 +35,13 @@ from timebank.models import AccountKind
 _CALL = (
     "SELECT p.transaction_id, p.replayed, p.category_id, p.category_name, p.account_id, p.minutes, "
     "p.balance_after, p.account_version, a.kind AS account_kind, m.display_name "
-    "FROM timebank_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) WITH ORDINALITY AS p "
+    "FROM timebank_post_as($13, $14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) WITH ORDINALITY AS p "
     "LEFT JOIN accounts a ON a.organisation_id = $1 AND a.id = p.account_id "
     "LEFT JOIN members m ON m.organisation_id = a.organisation_id AND m.id = a.member_id "
     "ORDER BY p.ordinality"
 )
 _REFUSAL_PREFIX = "timebank:"
+_SIGN_IN_CHANGED = "timebank:sign_in_changed"
 
 
 async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest) -> PostedTransaction:
@@ -60,8 +64,12 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
                 request.idempotency_key,
                 request.fingerprint,
                 recorded_at,
+                request.sign_in.user_id if request.sign_in else None,
+                request.sign_in.version if request.sign_in else None,
             )
     except asyncpg.exceptions.RaiseError as raised:
+        if raised.message == _SIGN_IN_CHANGED:
+            raise SignInChanged from None
         refusal = _refusal(raised, request)
         if refusal is None:
             raise

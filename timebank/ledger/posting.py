@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.auth.sign_in_cache import SignInCheck
 from timebank.db import Database
 from timebank.db.retry import run_in_autocommit, run_in_transaction
 from timebank.ledger import errors
@@ -62,6 +63,7 @@ async def post_exchange(
     category: str | None = None,
     recorded_by: int | None,
     idempotency_key: str,
+    sign_in: SignInCheck | None = None,
 ) -> PostedTransaction:
     """Record that the giver gave ``minutes`` of help to the receiver.
 
@@ -84,6 +86,7 @@ async def post_exchange(
             category=category,
             recorded_by=recorded_by,
             idempotency_key=idempotency_key,
+            sign_in=sign_in,
         ),
     )
 
@@ -99,6 +102,7 @@ async def post_group_activity(
     category: str | None = None,
     recorded_by: int | None,
     idempotency_key: str,
+    sign_in: SignInCheck | None = None,
 ) -> PostedTransaction:
     """One activity with many legs: ``givers`` and ``receivers`` are (account id, minutes).
 
@@ -131,6 +135,7 @@ async def post_group_activity(
             category=category,
             recorded_by=recorded_by,
             idempotency_key=idempotency_key,
+            sign_in=sign_in,
         ),
     )
 
@@ -322,6 +327,7 @@ def _request(
     recorded_by: int | None,
     idempotency_key: str,
     reverses_id: int | None = None,
+    sign_in: SignInCheck | None = None,
 ) -> PostingRequest:
     check_idempotency_key(idempotency_key)
     if not isinstance(description, str) or (category is not None and not isinstance(category, str)):
@@ -368,6 +374,7 @@ def _request(
         fingerprint=fingerprint,
         reverses_id=reverses_id,
         allow_inactive=kind is TransactionKind.REVERSAL,
+        sign_in=sign_in,  # not in the fingerprint: a retry checked afresh is the same request
     )
 
 

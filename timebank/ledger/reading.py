@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Row, and_, any_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.auth.sign_in_cache import SignInCheck, caller_parameter, sign_in_version_of_caller
 from timebank.db import Database
 from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.db.snapshot import read_snapshot
@@ -397,16 +398,25 @@ def _account_view(row: Mapping[str, Any]) -> AccountView:
 # Every balance read and every member home asks for one account: built once, and sent by
 # the driver itself (db/hot_path.py).
 _ACCOUNT_BY_ID = HotStatement(
-    _account_view_query().where(
-        accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("account_id")
-    )
+    _account_view_query()
+    .add_columns(sign_in_version_of_caller().label("caller_sign_in_version"))
+    .where(accounts.c.organisation_id == bindparam("organisation_id"), accounts.c.id == bindparam("account_id"))
 )
 
 
-async def get_account(db: Database, organisation_id: int, account_id: int) -> AccountView:
-    row = await _ACCOUNT_BY_ID.first(db, {"organisation_id": organisation_id, "account_id": account_id})
+async def get_account(
+    db: Database, organisation_id: int, account_id: int, *, sign_in: SignInCheck | None = None
+) -> AccountView:
+    """The account and its balance. With ``sign_in``, the caller's standing is confirmed by the
+    same statement: ``SignInChanged`` if it moved (auth/sign_in_cache.py)."""
+    row = await _ACCOUNT_BY_ID.first(
+        db,
+        {"organisation_id": organisation_id, "account_id": account_id} | caller_parameter(sign_in),
+    )
     if row is None:
         raise errors.AccountNotFound(f"no account {account_id} in this organisation")
+    if sign_in is not None:
+        sign_in.confirm(row["caller_sign_in_version"])
     return _account_view(row)
 
 

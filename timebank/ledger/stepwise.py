@@ -27,6 +27,7 @@ from sqlalchemy import ARRAY, BigInteger, any_, bindparam, insert, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.auth.sign_in_cache import SignInCheck, caller_parameter, sign_in_version_of_caller
 from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
@@ -95,7 +96,7 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
     # Read the rules only once the accounts are locked: a change of the minimum
     # balance committed before this point is seen here, and one committed later
     # had to wait for these rows (it re-floors them), so no posting slips between.
-    rules = await _load_rules(conn, entry.organisation_id)
+    rules = await _load_rules(conn, entry.organisation_id, entry.sign_in)
     if entry.kind is not TransactionKind.REVERSAL:
         _check_date(rules, occurred_on)
     lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
@@ -143,11 +144,16 @@ async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
     return timezone
 
 
-async def _load_rules(conn: AsyncConnection, organisation_id: int) -> _OrgRules:
-    rows = await _RULES.rows_in(conn, {"organisation_id": organisation_id})
+async def _load_rules(conn: AsyncConnection, organisation_id: int, sign_in: SignInCheck | None) -> _OrgRules:
+    """The organisation's rules; with ``sign_in``, the caller's remembered standing confirmed in the
+    same statement (``SignInChanged`` rolls the transaction back: nothing is written)."""
+    rows = await _RULES.rows_in(conn, {"organisation_id": organisation_id} | caller_parameter(sign_in))
     if not rows:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    return _OrgRules(**rows[0])
+    row = rows[0]
+    if sign_in is not None:
+        sign_in.confirm(row["caller_sign_in_version"])
+    return _OrgRules(row["timezone"], row["min_balance_minutes"], row["books_closed_through"])
 
 
 async def _load_reversible(conn: AsyncConnection, organisation_id: int, transaction_id: int) -> PostedTransaction:
@@ -250,9 +256,12 @@ _LOCK_ACCOUNTS = HotStatement(
     postgres=_locking(accounts.c.id == any_(bindparam("account_ids", type_=ARRAY(BigInteger)))),
 )
 _RULES = HotStatement(
-    select(organisations.c.timezone, organisations.c.min_balance_minutes, organisations.c.books_closed_through).where(
-        organisations.c.id == bindparam("organisation_id")
-    )
+    select(
+        organisations.c.timezone,
+        organisations.c.min_balance_minutes,
+        organisations.c.books_closed_through,
+        sign_in_version_of_caller().label("caller_sign_in_version"),
+    ).where(organisations.c.id == bindparam("organisation_id"))
 )
 _CATEGORY_NAME = HotStatement(
     select(categories.c.name).where(

@@ -3,7 +3,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from timebank.models.base import created_at_field, id_field
+from timebank.models.base import BigId, created_at_field, id_field
 
 
 class User(SQLModel, table=True):
@@ -29,3 +29,7 @@ class User(SQLModel, table=True):
     # Set at each successful sign-in, by the pages or the API (auth/service.py: authenticate);
     # NULL for someone who has never signed in.
     last_signed_in_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # Bumped by the database itself (migration 0012's triggers) whenever anything this user's
+    # signed-in standing is read from changes: a worker's cached token check is used only
+    # while this is unchanged (auth/sign_in_cache.py). Never set by the application.
+    sign_in_version: int = Field(default=0, sa_type=BigId, sa_column_kwargs={"server_default": "0"})
