@@ -21,8 +21,9 @@ from timebank import __version__
 from timebank.access_log import access_log_middleware
 from timebank.accounts.endpoints import AccountController
 from timebank.api.docs import ApiExplorerPlugin
-from timebank.auth.context import provide_org_context
+from timebank.auth.context import provide_org_access, provide_org_context
 from timebank.auth.endpoints import AuthController, change_my_password, me
+from timebank.auth.sign_in_cache import SignInCache
 from timebank.config import Settings, get_settings
 from timebank.control_characters import control_character_middleware
 from timebank.corrections.endpoints import CorrectionController
@@ -73,6 +74,8 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
 
+    sign_in_cache = SignInCache(settings.sign_in_cache_entries)
+
     def provide_db(state: State) -> Database:
         return state.db  # type: ignore[no-any-return]
 
@@ -92,7 +95,7 @@ def create_app(
             HistoryController,
         ],
         # Every route in here acts inside one organisation, as an active member of it.
-        dependencies={"ctx": Provide(provide_org_context)},
+        dependencies={"ctx": Provide(provide_org_context), "access": Provide(provide_org_access)},
     )
 
     app = Litestar(
@@ -111,6 +114,7 @@ def create_app(
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "sign_in_cache": Provide(lambda: sign_in_cache, sync_to_thread=False),
         },
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     db_echo: bool = False
     # How long a bearer token lives.
     token_ttl_hours: float = 12.0
+    # Token checks each worker remembers for the hot routes (auth/sign_in_cache.py); about
+    # 1 KB each. 0 remembers none: every request checks its token in the database.
+    sign_in_cache_entries: int = Field(default=10_000, ge=0)
     # Failed sign-ins allowed per username, and per client address, in one window.
     sign_in_failures_per_user: int = 5
     sign_in_failures_per_client: int = 30

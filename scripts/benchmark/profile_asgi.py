@@ -9,11 +9,12 @@ Without the HTTP server and the load generator on the same two cores, the figure
 less from run to run than a live server's, so a change can be compared in one sitting.
 
 ``--without`` takes parts out, to see what each costs (measurement only; the app as shipped
-has all of them): ``token`` (the token check answered from memory after its first query),
-``control-characters``, ``access-log``, ``pool-metrics``. ``--profile FILE`` runs the last
-rep under yappi (CPU clock) and writes its functions by own and by inclusive time.
+has all of them): ``sign-in-cache`` (each worker's memory of token checks: without it every
+request checks its token in the database, as before round six), ``control-characters``,
+``access-log``, ``pool-metrics``. ``--profile FILE`` runs the last rep under yappi (CPU
+clock) and writes its functions by own and by inclusive time.
 
-    .venv/bin/python -m scripts.benchmark.profile_asgi --writes 2000 [--without token]
+    .venv/bin/python -m scripts.benchmark.profile_asgi --writes 2000 [--without sign-in-cache]
 """
 
 import argparse
@@ -81,20 +82,10 @@ async def call(app: ASGIApp, method: str, path: str, headers: dict[str, str], bo
 def take_out(parts: set[str]) -> None:
     """Replace parts of the app before it is built (measurement only)."""
     import timebank.app
-    from timebank.auth import context
     from timebank.monitoring import metrics
 
-    if "token" in parts:
-        query = context._CALLER_IN_ORGANISATION
-        first, remembered = query.first, {}
-
-        async def from_memory(db: Any, parameters: dict[str, Any]) -> Any:
-            key = parameters["token_hash"], parameters["slug"]
-            if key not in remembered:
-                remembered[key] = dict(await first(db, parameters))
-            return remembered[key]
-
-        query.first = from_memory  # type: ignore[method-assign]
+    if "sign-in-cache" in parts:
+        os.environ["TIMEBANK_SIGN_IN_CACHE_ENTRIES"] = "0"
     if "control-characters" in parts:
         timebank.app.control_character_middleware = lambda app: app  # type: ignore[assignment]
     if "access-log" in parts:
@@ -193,7 +184,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--history", type=int, default=2000)
     parser.add_argument(
-        "--without", nargs="*", default=[], choices=("token", "control-characters", "access-log", "pool-metrics")
+        "--without",
+        nargs="*",
+        default=[],
+        choices=("sign-in-cache", "control-characters", "access-log", "pool-metrics"),
     )
     parser.add_argument("--profile", help="write a yappi profile of the last rep here")
     args = parser.parse_args()

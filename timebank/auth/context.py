@@ -2,24 +2,29 @@
 
 One query answers both (token -> user -> membership), so an authenticated,
 organisation-scoped request costs a single round trip before its real work.
-Every request re-reads the token and the user, so a revoked token or a
-deactivated user loses access at the very next request.
+Every route re-reads the token and the user, so a revoked token or a deactivated
+user loses access at the very next request; the two hottest routes (a balance,
+logging an exchange) instead take the standing a worker remembers and have their
+own statement confirm it (``OrgAccess``, auth/sign_in_cache.py), to the same effect
+with no round trip of its own.
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from sqlalchemy import and_, bindparam, select
 
+from timebank.auth.sign_in_cache import Remembered, SignInCache, SignInChanged, SignInCheck
 from timebank.auth.tokens import hash_token
 from timebank.db import Database
 from timebank.db.hot_path import HotStatement
+from timebank.ledger.errors import LedgerError
 from timebank.models import Account, ApiToken, Member, Organisation, Role, User
 
 api_tokens = ApiToken.__table__
@@ -101,6 +106,9 @@ _CALLER_IN_ORGANISATION = HotStatement(
         members.c.id.label("member_id"),
         members.c.role,
         accounts.c.id.label("account_id"),
+        # For the worker's memory of this check (auth/sign_in_cache.py), read with it.
+        api_tokens.c.expires_at,
+        users.c.sign_in_version,
     )
     .select_from(
         api_tokens.join(users, users.c.id == api_tokens.c.user_id)
@@ -147,19 +155,28 @@ async def provide_caller(request: Request, db: NamedDependency[Database]) -> Cal
     return caller
 
 
-async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
+async def provide_org_context(
+    request: Request, org: FromPath[str], db: NamedDependency[Database], sign_in_cache: NamedDependency[SignInCache]
+) -> OrgContext:
     """The caller and their membership of ``org``; 404 if they are not an active member."""
-    token_hash = _bearer_token_hash(request)
-    row = await _CALLER_IN_ORGANISATION.first(
-        db, {"token_hash": token_hash, "now": dt.datetime.now(dt.UTC), "slug": org}
-    )
+    return await _check_org_context(db, sign_in_cache, _bearer_token_hash(request), org)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _check_org_context(db: Database, cache: SignInCache, token_hash: str, org: str) -> OrgContext:
+    """The token checked in the database, and the standing it grants remembered for ``OrgAccess``."""
+    now = _now()
+    row = await _CALLER_IN_ORGANISATION.first(db, {"token_hash": token_hash, "now": now, "slug": org})
     if row is None:
         raise NotAuthorizedException(_EXPIRED, headers={"WWW-Authenticate": "Bearer"})
     _refuse_temporary_password(row)
     if row["member_id"] is None:
         # The same answer whether the organisation does not exist or is not theirs.
         raise NotFoundException(f"no organisation {org!r}")
-    return OrgContext(
+    context = OrgContext(
         caller=Caller(row["user_id"], row["username"], row["is_site_admin"], token_hash),
         organisation_id=row["organisation_id"],
         slug=org,
@@ -168,3 +185,62 @@ async def provide_org_context(request: Request, org: FromPath[str], db: NamedDep
         role=Role(row["role"]),
         account_id=row["account_id"],
     )
+    expires_at = row["expires_at"]
+    if expires_at.tzinfo is None:  # SQLite keeps UTC without its zone
+        expires_at = expires_at.replace(tzinfo=dt.UTC)
+    cache.put(token_hash, org, Remembered(context, row["sign_in_version"], expires_at))
+    return context
+
+
+T = TypeVar("T")
+# The work a hot route does as the caller: given their standing, and the version its own
+# statement must find (None when this request checked the token itself).
+Work = Callable[[OrgContext, SignInCheck | None], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgAccess:
+    """The caller's standing in ``org`` for a route whose statement confirms it (see ``run``)."""
+
+    context: OrgContext
+    check: SignInCheck | None  # None: checked by this request, nothing left to confirm
+    db: Database
+    cache: SignInCache
+
+    async def run(self, work: Work[T]) -> T:
+        """``work`` as the caller; with a remembered standing, only an answer its statement confirmed leaves.
+
+        The statement found another version: the standing is checked afresh (which may refuse:
+        401, 403, 404) and the work done again with it. Refused by a rule (403, 404, a ledger
+        refusal) before confirming anything: the refusal is given only if a fresh check finds
+        the same standing (a member just made staff is not refused as a member); otherwise
+        the work is done again. Every refusal rolls its transaction back, so either way at
+        most one attempt writes.
+        """
+        if self.check is None:
+            return await work(self.context, None)
+        try:
+            return await work(self.context, self.check)
+        except SignInChanged:
+            return await work(await self._check_afresh(), None)
+        except (HTTPException, LedgerError):
+            fresh = await self._check_afresh()
+            if fresh != self.context:
+                return await work(fresh, None)
+            raise
+
+    async def _check_afresh(self) -> OrgContext:
+        self.cache.forget(self.context.caller.token_hash, self.context.slug)
+        return await _check_org_context(self.db, self.cache, self.context.caller.token_hash, self.context.slug)
+
+
+async def provide_org_access(
+    request: Request, org: FromPath[str], db: NamedDependency[Database], sign_in_cache: NamedDependency[SignInCache]
+) -> OrgAccess:
+    """The caller's standing in ``org``: remembered by this worker if it can be, else checked now."""
+    token_hash = _bearer_token_hash(request)
+    remembered = sign_in_cache.get(token_hash, org, _now())
+    if remembered is None:
+        return OrgAccess(await _check_org_context(db, sign_in_cache, token_hash, org), None, db, sign_in_cache)
+    context: OrgContext = remembered.standing
+    return OrgAccess(context, SignInCheck(context.caller.user_id, remembered.sign_in_version), db, sign_in_cache)

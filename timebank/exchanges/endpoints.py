@@ -11,9 +11,10 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter, Quer
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from timebank import ledger
-from timebank.api.dependencies import DatabaseDep, OrgContextDep
+from timebank.api.dependencies import DatabaseDep, OrgAccessDep, OrgContextDep
 from timebank.api.schemas import error_responses
 from timebank.auth.context import OrgContext
+from timebank.auth.sign_in_cache import SignInCheck
 from timebank.db import Database
 from timebank.exchanges.schemas import (
     ExchangeCreate,
@@ -78,6 +79,47 @@ async def _answer(db: Database, ctx: OrgContext, posted: PostedTransaction) -> R
     return Response(public, status_code=HTTP_201_CREATED if posted.created else HTTP_200_OK, headers=headers)
 
 
+async def _log(
+    db: Database, ctx: OrgContext, sign_in: SignInCheck | None, data: ExchangeCreate, idempotency_key: str
+) -> tuple[OrgContext, PostedTransaction]:
+    """Post what ``data`` asks as ``ctx``, who may: staff anything, a member only help they received."""
+    if data.is_group:
+        ctx.require_staff()
+        assert data.givers is not None and data.receivers is not None
+        posted = await ledger.post_group_activity(
+            db,
+            ctx.organisation_id,
+            givers=[(leg.account_id, leg.total_minutes()) for leg in data.givers],
+            receivers=[(leg.account_id, leg.total_minutes()) for leg in data.receivers],
+            occurred_on=data.occurred_on,
+            description=data.description,
+            category=data.category,
+            recorded_by=ctx.caller.user_id,
+            idempotency_key=idempotency_key,
+            sign_in=sign_in,
+        )
+        return ctx, posted
+    assert data.giver_account_id is not None and data.receiver_account_id is not None
+    if not ctx.is_staff and data.receiver_account_id != ctx.account_id:
+        raise PermissionDeniedException(
+            "a member may record only help they received: the receiver must be your own account"
+        )
+    posted = await ledger.post_exchange(
+        db,
+        ctx.organisation_id,
+        giver_account_id=data.giver_account_id,
+        receiver_account_id=data.receiver_account_id,
+        minutes=data.total_minutes(),
+        occurred_on=data.occurred_on,
+        description=data.description,
+        category=data.category,
+        recorded_by=ctx.caller.user_id,
+        idempotency_key=idempotency_key,
+        sign_in=sign_in,
+    )
+    return ctx, posted
+
+
 class ExchangeController(Controller):
     path = "/exchanges"
     tags = ["exchanges"]
@@ -91,41 +133,12 @@ class ExchangeController(Controller):
         responses={200: _REPLAYED, **error_responses(400, 401, 403, 404, 409, 503)},
     )
     async def create(
-        self, data: JSONBody[ExchangeCreate], ctx: OrgContextDep, db: DatabaseDep, idempotency_key: IdempotencyKey
+        self, data: JSONBody[ExchangeCreate], access: OrgAccessDep, db: DatabaseDep, idempotency_key: IdempotencyKey
     ) -> Response[TransactionPublic]:
         check_idempotency_key(idempotency_key)
-        if data.is_group:
-            ctx.require_staff()
-            assert data.givers is not None and data.receivers is not None
-            posted = await ledger.post_group_activity(
-                db,
-                ctx.organisation_id,
-                givers=[(leg.account_id, leg.total_minutes()) for leg in data.givers],
-                receivers=[(leg.account_id, leg.total_minutes()) for leg in data.receivers],
-                occurred_on=data.occurred_on,
-                description=data.description,
-                category=data.category,
-                recorded_by=ctx.caller.user_id,
-                idempotency_key=idempotency_key,
-            )
-            return await _answer(db, ctx, posted)
-        assert data.giver_account_id is not None and data.receiver_account_id is not None
-        if not ctx.is_staff and data.receiver_account_id != ctx.account_id:
-            raise PermissionDeniedException(
-                "a member may record only help they received: the receiver must be your own account"
-            )
-        posted = await ledger.post_exchange(
-            db,
-            ctx.organisation_id,
-            giver_account_id=data.giver_account_id,
-            receiver_account_id=data.receiver_account_id,
-            minutes=data.total_minutes(),
-            occurred_on=data.occurred_on,
-            description=data.description,
-            category=data.category,
-            recorded_by=ctx.caller.user_id,
-            idempotency_key=idempotency_key,
-        )
+        # The caller's standing may come from the worker's memory, confirmed by the write
+        # itself before it writes anything (auth/context.py: OrgAccess).
+        ctx, posted = await access.run(lambda ctx, sign_in: _log(db, ctx, sign_in, data, idempotency_key))
         return await _answer(db, ctx, posted)
 
     @get(
