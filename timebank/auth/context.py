@@ -155,11 +155,14 @@ async def provide_caller(request: Request, db: NamedDependency[Database]) -> Cal
     return caller
 
 
-async def provide_org_context(
-    request: Request, org: FromPath[str], db: NamedDependency[Database], sign_in_cache: NamedDependency[SignInCache]
-) -> OrgContext:
+async def provide_org_context(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgContext:
     """The caller and their membership of ``org``; 404 if they are not an active member."""
-    return await _check_org_context(db, sign_in_cache, _bearer_token_hash(request), org)
+    return await _check_org_context(db, sign_in_cache_of(request), _bearer_token_hash(request), org)
+
+
+def sign_in_cache_of(request: Request) -> SignInCache:
+    """This app's (this worker's) memory of token checks, made by ``create_app``."""
+    return request.app.state.sign_in_cache  # type: ignore[no-any-return]
 
 
 def _now() -> dt.datetime:
@@ -234,11 +237,10 @@ class OrgAccess:
         return await _check_org_context(self.db, self.cache, self.context.caller.token_hash, self.context.slug)
 
 
-async def provide_org_access(
-    request: Request, org: FromPath[str], db: NamedDependency[Database], sign_in_cache: NamedDependency[SignInCache]
-) -> OrgAccess:
+async def provide_org_access(request: Request, org: FromPath[str], db: NamedDependency[Database]) -> OrgAccess:
     """The caller's standing in ``org``: remembered by this worker if it can be, else checked now."""
     token_hash = _bearer_token_hash(request)
+    sign_in_cache = sign_in_cache_of(request)
     remembered = sign_in_cache.get(token_hash, org, _now())
     if remembered is None:
         return OrgAccess(await _check_org_context(db, sign_in_cache, token_hash, org), None, db, sign_in_cache)
