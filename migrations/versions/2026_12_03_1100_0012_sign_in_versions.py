@@ -43,13 +43,15 @@ WATCHED = {
 _USERS_OF_POSTGRES = {
     "api_tokens": "SELECT (r->>'user_id')::bigint",
     "members": "SELECT (r->>'user_id')::bigint",
-    "accounts": "SELECT m.user_id FROM members m WHERE m.id = (r->>'member_id')::bigint",
+    "accounts": "SELECT m.user_id FROM members m "
+    "WHERE m.organisation_id = (r->>'organisation_id')::bigint AND m.id = (r->>'member_id')::bigint",
     "organisations": "SELECT m.user_id FROM members m WHERE m.organisation_id = (r->>'id')::bigint",
 }
 _USERS_OF_SQLITE = {
     "api_tokens": "SELECT {r}.user_id",
     "members": "SELECT {r}.user_id",
-    "accounts": "SELECT m.user_id FROM members m WHERE m.id = {r}.member_id",
+    "accounts": "SELECT m.user_id FROM members m "
+    "WHERE m.organisation_id = {r}.organisation_id AND m.id = {r}.member_id",
     "organisations": "SELECT m.user_id FROM members m WHERE m.organisation_id = {r}.id",
 }
 

@@ -208,7 +208,8 @@ class TestEveryStatementNamesItsOrganisation:
                         await conn.execute(
                             text(
                                 "SELECT proname, prosrc FROM pg_proc "
-                                "WHERE proname IN ('timebank_post', 'timebank_check_balanced')"
+                                "WHERE proname IN ('timebank_post', 'timebank_check_balanced', 'timebank_post_as', "
+                                "'timebank_users_of', 'timebank_sign_in_changed')"
                             )
                         )
                     ).all()
@@ -216,7 +217,35 @@ class TestEveryStatementNamesItsOrganisation:
                 await database.dispose()
         finally:
             await asyncio.to_thread(factory.drop_all)
-        assert len(bodies) == 2
-        statements = [s for _, body in bodies for s in body.split(";") if any(True for _ in tenant_references(s))]
-        assert len(statements) >= 5
+        assert len(bodies) == 5
+        # Each part of a UNION on its own: one part naming its organisation must not vouch for another.
+        parts = [part for _, body in bodies for s in body.split(";") for part in re.split(r"\bUNION(?: ALL)?\b", s)]
+        statements = [s for s in parts if any(True for _ in tenant_references(s))]
+        assert len(statements) >= 7
         assert {s.strip()[:120]: unscoped(s) for s in statements if unscoped(s)} == {}
+
+    async def test_in_the_sqlite_triggers_that_keep_sign_in_versions(self, tmp_path):
+        """SQLite runs migration 0012's triggers inside the database, where no capture sees them."""
+        factory = EmptyDatabase("sqlite", tmp_path)
+        url = await asyncio.to_thread(factory.create)
+        await asyncio.to_thread(upgrade, url)
+        database = create_database(url)
+        try:
+            async with database.engine.connect() as conn:
+                triggers = (
+                    (
+                        await conn.execute(
+                            text(
+                                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%sign_in_changed%'"
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+        finally:
+            await database.dispose()
+        assert len(triggers) == 9
+        touching = [sql for sql in triggers if any(True for _ in tenant_references(" ".join(sql.split())))]
+        assert len(touching) >= 4  # the accounts' and the organisations' triggers read members
+        assert {sql: unscoped(sql) for sql in touching if unscoped(sql)} == {}
