@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # How long a bearer token lives.
     token_ttl_hours: float = 12.0
     # Token checks each worker remembers for the hot routes (auth/sign_in_cache.py); about
-    # 1 KB each. 0 remembers none: every request checks its token in the database.
+    # 600 bytes each. 0 remembers none: every request checks its token in the database.
     sign_in_cache_entries: int = Field(default=10_000, ge=0)
     # Failed sign-ins allowed per username, and per client address, in one window.
     sign_in_failures_per_user: int = 5
