@@ -19,6 +19,7 @@ from litestar import Litestar
 from sqlalchemy import func, select, text, update
 
 from tests.api.conftest import PASSWORD, ApiOrg, Person, client_for, make_app
+from tests.conftest import today
 from timebank.auth import context
 from timebank.auth.service import give_temporary_password
 from timebank.auth.sign_in_cache import Remembered, SignInCache, SignInChanged, SignInCheck
@@ -60,12 +61,12 @@ async def balance(client: httpx.AsyncClient, org: ApiOrg, person: Person, accoun
     return answer.status_code
 
 
-def exchange(org: ApiOrg, giver: Person, receiver: Person) -> dict[str, Any]:
+def exchange(giver: Person, receiver: Person) -> dict[str, Any]:
     return {
         "giver_account_id": giver.account_id,
         "receiver_account_id": receiver.account_id,
         "hours": "0.5",
-        "occurred_on": dt.date.today().isoformat(),
+        "occurred_on": today().isoformat(),
         "description": "help with the garden",
     }
 
@@ -73,7 +74,7 @@ def exchange(org: ApiOrg, giver: Person, receiver: Person) -> dict[str, Any]:
 async def log(client: httpx.AsyncClient, org: ApiOrg, person: Person, key: str | None = None) -> int:
     # A member may log only help they received; staff log between any two members.
     giver, receiver = (org.other_member, person) if person is org.member else (org.member, org.other_member)
-    body = exchange(org, giver, receiver)
+    body = exchange(giver, receiver)
     answer = await client.post(org.url("/exchanges"), json=body, headers=person.posting(key))
     return answer.status_code
 
@@ -189,7 +190,7 @@ async def test_a_refusal_with_a_remembered_standing_is_the_refusal_a_fresh_check
     member = api_org.member
     await warm(workers, api_org, member)
     token_checks.clear()
-    too_much = exchange(api_org, api_org.other_member, member) | {"hours": "50"}
+    too_much = exchange(api_org.other_member, member) | {"hours": "50"}
     answer = await second.post(api_org.url("/exchanges"), json=too_much, headers=member.posting())
     assert answer.status_code == 409, answer.text
     assert "balance" in answer.json()["detail"]
@@ -277,11 +278,11 @@ def test_the_changes_tried_cover_every_watched_column() -> None:
 async def test_what_a_sign_in_or_a_posting_changes_moves_no_version(api_org: ApiOrg, db: Database) -> None:
     member = api_org.member
     before = await sign_in_version(db, member.user_id)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(db)), base_url="http://t") as client:
+    async with client_for(make_app(db)) as client:
         signed_in = await client.post("/api/v1/auth/token", json={"username": member.username, "password": PASSWORD})
         assert signed_in.status_code == 200
         logged = await client.post(
-            api_org.url("/exchanges"), json=exchange(api_org, api_org.other_member, member), headers=member.posting()
+            api_org.url("/exchanges"), json=exchange(api_org.other_member, member), headers=member.posting()
         )
         assert logged.status_code == 201
     assert await sign_in_version(db, member.user_id) == before  # so a busy day keeps its memory
@@ -301,7 +302,7 @@ class TestTheWritersRefuseAChangedVersion:
                 giver_account_id=api_org.member.account_id,
                 receiver_account_id=api_org.other_member.account_id,
                 minutes=30,
-                occurred_on=dt.date.today(),
+                occurred_on=today(),
                 description="help",
                 recorded_by=staff.user_id,
                 idempotency_key=key,
@@ -314,7 +315,7 @@ class TestTheWritersRefuseAChangedVersion:
             giver_account_id=api_org.member.account_id,
             receiver_account_id=api_org.other_member.account_id,
             minutes=30,
-            occurred_on=dt.date.today(),
+            occurred_on=today(),
             description="help",
             recorded_by=staff.user_id,
             idempotency_key=key,

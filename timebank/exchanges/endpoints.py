@@ -83,6 +83,7 @@ async def _log(
     db: Database, ctx: OrgContext, sign_in: SignInCheck | None, data: ExchangeCreate, idempotency_key: str
 ) -> tuple[OrgContext, PostedTransaction]:
     """Post what ``data`` asks as ``ctx``, who may: staff anything, a member only help they received."""
+    check_idempotency_key(idempotency_key)
     if data.is_group:
         ctx.require_staff()
         assert data.givers is not None and data.receivers is not None
@@ -135,7 +136,6 @@ class ExchangeController(Controller):
     async def create(
         self, data: JSONBody[ExchangeCreate], access: OrgAccessDep, db: DatabaseDep, idempotency_key: IdempotencyKey
     ) -> Response[TransactionPublic]:
-        check_idempotency_key(idempotency_key)
         # The caller's standing may come from the worker's memory, confirmed by the write
         # itself before it writes anything (auth/context.py: OrgAccess).
         ctx, posted = await access.run(lambda ctx, sign_in: _log(db, ctx, sign_in, data, idempotency_key))
