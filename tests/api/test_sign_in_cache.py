@@ -24,7 +24,7 @@ from timebank.auth import context
 from timebank.auth.service import give_temporary_password
 from timebank.auth.sign_in_cache import Remembered, SignInCache, SignInChanged, SignInCheck
 from timebank.db import Database
-from timebank.ledger import post_exchange
+from timebank.ledger import PostedTransaction, post_exchange
 from timebank.models import Transaction, User
 
 _MIGRATION = next((Path(__file__).parents[2] / "migrations" / "versions").glob("*_0012_sign_in_versions.py"))
@@ -295,8 +295,9 @@ class TestTheWritersRefuseAChangedVersion:
         staff = api_org.staff
         version = await sign_in_version(db, staff.user_id)
         key = uuid.uuid4().hex
-        with pytest.raises(SignInChanged):
-            await post_exchange(
+
+        async def post_at(remembered_version: int) -> PostedTransaction:
+            return await post_exchange(
                 db,
                 api_org.id,
                 giver_account_id=api_org.member.account_id,
@@ -306,22 +307,13 @@ class TestTheWritersRefuseAChangedVersion:
                 description="help",
                 recorded_by=staff.user_id,
                 idempotency_key=key,
-                sign_in=SignInCheck(staff.user_id, version - 1),
+                sign_in=SignInCheck(staff.user_id, remembered_version),
             )
+
+        with pytest.raises(SignInChanged):
+            await post_at(version - 1)
         assert await transactions_keyed(db, key) == 0
-        posted = await post_exchange(
-            db,
-            api_org.id,
-            giver_account_id=api_org.member.account_id,
-            receiver_account_id=api_org.other_member.account_id,
-            minutes=30,
-            occurred_on=today(),
-            description="help",
-            recorded_by=staff.user_id,
-            idempotency_key=key,
-            sign_in=SignInCheck(staff.user_id, version),
-        )
-        assert posted.created
+        assert (await post_at(version)).created
 
 
 class TestTheBounds:
