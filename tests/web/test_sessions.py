@@ -14,7 +14,7 @@ from tests.api.conftest import PASSWORD, ApiOrg, client_for, make_api_org, make_
 from tests.api.conftest import test_settings as settings_for_tests
 from tests.web.support import Browser, browser, signed_in, visible_text
 from timebank.auth.service import give_temporary_password
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.models import BrowserSession, Member, User
 from timebank.web import sessions
 
@@ -155,7 +155,7 @@ class TestSessions:
         answer = await page.post("/keep-alive")
         assert answer.status_code == 200 and answer.json() == {"seconds_left": 30 * 60}
         row = await session_row(db, page.session_value)  # type: ignore[arg-type]
-        assert sessions.as_utc(row.last_seen_at) > earlier + dt.timedelta(minutes=19)
+        assert as_utc(row.last_seen_at) > earlier + dt.timedelta(minutes=19)
 
     async def test_deactivating_the_user_or_the_membership_ends_access_at_once(
         self, app: Litestar, db: Database, api_org: ApiOrg

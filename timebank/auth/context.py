@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, select
 
 from timebank.auth.sign_in_cache import Remembered, SignInCache, SignInChanged, SignInCheck
 from timebank.auth.tokens import hash_token
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.db.hot_path import HotStatement
 from timebank.ledger.errors import LedgerError
 from timebank.models import Account, ApiToken, Member, Organisation, Role, User
@@ -188,10 +188,7 @@ async def _check_org_context(db: Database, cache: SignInCache, token_hash: str, 
         role=Role(row["role"]),
         account_id=row["account_id"],
     )
-    expires_at = row["expires_at"]
-    if expires_at.tzinfo is None:  # SQLite keeps UTC without its zone
-        expires_at = expires_at.replace(tzinfo=dt.UTC)
-    cache.put(token_hash, org, Remembered(context, row["sign_in_version"], expires_at))
+    cache.put(token_hash, org, Remembered(context, row["sign_in_version"], as_utc(row["expires_at"])))
     return context
 
 

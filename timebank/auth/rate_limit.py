@@ -12,7 +12,7 @@ from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.models import SignInFailure
 
 failures = SignInFailure.__table__
@@ -47,7 +47,7 @@ async def check_not_throttled(
         ).all()
     waits = []
     for row in rows:
-        ends = _as_utc(row.window_started_at) + window
+        ends = as_utc(row.window_started_at) + window
         if row.failures >= limits[row.bucket] and ends > now:
             waits.append(math.ceil((ends - now).total_seconds()))
     if waits:
@@ -110,9 +110,5 @@ async def locked_out_usernames(db: Database, usernames: list[str], *, per_user: 
     return {
         by_bucket[row.bucket]
         for row in rows
-        if row.failures >= per_user and _as_utc(row.window_started_at) + window > now
+        if row.failures >= per_user and as_utc(row.window_started_at) + window > now
     }
-
-
-def _as_utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from timebank.control_characters import has_control_character
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.db.retry import run_in_transaction
 from timebank.ledger import errors
 from timebank.ledger.posting import check_idempotency_key
@@ -114,11 +114,6 @@ def _fingerprint(**request: Any) -> str:
 
 def _insert(conn: AsyncConnection):  # type: ignore[no-untyped-def]
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; every one we store is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _not_on_your_account(transaction_id: int) -> CorrectionNotFound:
@@ -387,7 +382,7 @@ def _correction(row: Any) -> Correction:
     if row.answered_at is not None:
         answer = Answer(
             answer=row.answer,
-            answered_at=_as_utc(row.answered_at),
+            answered_at=as_utc(row.answered_at),
             answered_by_user_id=row.answered_by_user_id,
             answered_by_name=row.answered_by_name,
             reversal_id=row.reversal_id,
@@ -401,7 +396,7 @@ def _correction(row: Any) -> Correction:
         requested_by_user_id=row.requested_by_user_id,
         what_is_wrong=row.what_is_wrong,
         what_it_should_be=row.what_it_should_be,
-        created_at=_as_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         answer=answer,
         entry_occurred_on=row.entry_occurred_on,
         entry_description=row.entry_description,

@@ -1,5 +1,5 @@
 """Database access: engines for both databases, sessions, and migrations."""
 
-from timebank.db.engine import Database, create_database
+from timebank.db.engine import Database, as_utc, create_database
 
-__all__ = ["Database", "create_database"]
+__all__ = ["Database", "as_utc", "create_database"]

@@ -8,6 +8,7 @@ process, writers queue for that lock in order on an ``asyncio.Lock`` first
 """
 
 import asyncio
+import datetime as dt
 import os
 import sqlite3
 import weakref
@@ -68,6 +69,11 @@ async def sqlite_writer_turn(sqlite_file: str) -> AsyncIterator[None]:
     finally:
         _holding_turn.reset(token)
         lock.release()
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored time as UTC: SQLite hands datetimes back naive, and every one stored is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.models import Change, Member, User
 
 changes = Change.__table__
@@ -122,10 +122,6 @@ class ChangeRow:
     after: Any
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
 def _filters(organisation_id: int, member_id: int | None, kind: ChangeKind | None) -> list[Any]:
     conditions = [changes.c.organisation_id == organisation_id]
     if member_id is not None:
@@ -177,7 +173,7 @@ async def list_changes(
     return [
         ChangeRow(
             id=row.id,
-            changed_at=_utc(row.changed_at),
+            changed_at=as_utc(row.changed_at),
             actor_user_id=row.actor_user_id,
             actor_name=row.actor_name,
             kind=ChangeKind(row.kind),

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.auth.sign_in_cache import SignInCheck, caller_parameter, sign_in_version_of_caller
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.db.hot_path import HotStatement, in_json_list
 from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
@@ -103,7 +103,7 @@ def _posted(row: Row, lines: list[PostingLine]) -> PostedTransaction:
         organisation_id=row.organisation_id,
         kind=TransactionKind(row.kind),
         occurred_on=row.occurred_on,
-        recorded_at=_as_utc(row.recorded_at),
+        recorded_at=as_utc(row.recorded_at),
         recorded_by_user_id=row.recorded_by_user_id,
         description=row.description,
         category=row.category_name,
@@ -240,7 +240,7 @@ async def statement(
                 transaction_id=row.transaction_id,
                 kind=TransactionKind(row.kind),
                 occurred_on=row.occurred_on,
-                recorded_at=_as_utc(row.recorded_at),
+                recorded_at=as_utc(row.recorded_at),
                 description=row.description,
                 category=row.category_name,
                 counterparts=tuple(counterparts[row.transaction_id]),
@@ -352,11 +352,6 @@ async def _sum_of_postings(conn: AsyncConnection, organisation_id: int, account_
         )
     )
     return int(total)
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +528,7 @@ async def stream_statement(
                     transaction_id=row.transaction_id,
                     kind=TransactionKind(row.kind),
                     occurred_on=row.occurred_on,
-                    recorded_at=_as_utc(row.recorded_at),
+                    recorded_at=as_utc(row.recorded_at),
                     description=row.description,
                     category=row.category_name,
                     counterparts=tuple(counterparts[row.transaction_id]),

@@ -13,7 +13,7 @@ from timebank.auth import rate_limit
 from timebank.auth.context import STAFF_ROLES
 from timebank.auth.passwords import check_new_password, hash_password, normalise_username
 from timebank.auth.service import end_browser_sessions_of, temporary_password_statements
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
 from timebank.models import Account, AccountKind, Member, Organisation, Role, User
@@ -509,11 +509,7 @@ async def list_access(db: Database, organisation_id: int) -> list[AccessView]:
                 .order_by(Member.display_name, Member.id)
             )
         ).all()
-    return [AccessView(*row[:5], _as_utc(row[5])) for row in rows]
-
-
-def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment  # SQLite: naive UTC
+    return [AccessView(*row[:5], as_utc(row[5]) if row[5] is not None else None) for row in rows]
 
 
 async def clear_sign_in_lockout(

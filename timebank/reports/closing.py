@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.db.retry import run_in_transaction
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
@@ -76,7 +76,8 @@ async def _close(
                 f"the idempotency key {key!r} was already used to close {month_label(replay.month)}; "
                 "use a new key to close another month"
             )
-        return ClosedMonth(replay.month, replay.closed_through, _utc(replay.closed_at), replay.closed_by_user_id, False)
+        closed_at = as_utc(replay.closed_at)
+        return ClosedMonth(replay.month, replay.closed_through, closed_at, replay.closed_by_user_id, False)
     label, last_day = month_label(month), month_end(month)
     closed_through = organisation.books_closed_through
     if closed_through is not None and last_day <= closed_through:
@@ -168,10 +169,6 @@ async def _by_key(conn: AsyncConnection, organisation_id: int, key: str):  # typ
             ).where(period_closes.c.organisation_id == organisation_id, period_closes.c.idempotency_key == key)
         )
     ).first()
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 async def first_open_day(conn: AsyncConnection, organisation_id: int) -> dt.date | None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from litestar.response import Stream
 from sqlalchemy import select
 
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.db.snapshot import read_snapshot
 from timebank.ledger import errors
 from timebank.ledger.amounts import minutes_to_hours
@@ -213,7 +213,7 @@ async def _export_postings(db: Database, organisation_id: int, start: dt.date, e
             for row in chunk:
                 yield {
                     **row,
-                    "recorded_at": _as_utc(row["recorded_at"]),
+                    "recorded_at": as_utc(row["recorded_at"]),
                     "account_name": account_label(AccountKind(row["account_kind"]), row["display_name"]),
                 }
 
@@ -269,7 +269,3 @@ async def ledger_export_json_lines(
         batch.append(json.dumps(current, separators=(",", ":")) + "\n")
     if batch:
         yield "".join(batch).encode()
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -16,7 +16,7 @@ from litestar.params import FromPath
 from timebank.auth.context import STAFF_ROLES
 from timebank.auth.tokens import hash_token
 from timebank.config import Settings
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.ledger.stepwise import today_in
 from timebank.models import Role
 from timebank.web import sessions
@@ -88,7 +88,7 @@ def session_hash_of(request: Request) -> str | None:
 
 
 async def _signed_in(row, session_hash: str, db: Database, settings: Settings, now: dt.datetime) -> SignedIn:  # type: ignore[no-untyped-def]
-    last_seen = sessions.as_utc(row["last_seen_at"])
+    last_seen = as_utc(row["last_seen_at"])
     if now - last_seen >= sessions.TOUCH_INTERVAL:
         await sessions.touch_session(db, session_hash)
         last_seen = now

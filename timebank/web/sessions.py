@@ -134,10 +134,5 @@ def session_parameters(session_hash: str, settings: Settings, now: dt.datetime) 
     return {"session_hash": session_hash, "now": now, "idle_since": now - idle_timeout(settings)}
 
 
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite gives naive datetimes back; they are UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def hash_cookie(value: str) -> str:
     return hash_token(value)

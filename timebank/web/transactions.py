@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from timebank import ledger
 from timebank.api.dependencies import DatabaseDep
-from timebank.db import Database
+from timebank.db import Database, as_utc
 from timebank.exchanges.endpoints import present
 from timebank.exchanges.schemas import TransactionPublic
 from timebank.ledger import errors
@@ -79,8 +79,7 @@ async def _legs(db: Database, ctx: PageContext, public: TransactionPublic) -> li
 
 
 def _local(ctx: PageContext, moment: dt.datetime) -> dt.datetime:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(ZoneInfo(ctx.timezone))
+    return as_utc(moment).astimezone(ZoneInfo(ctx.timezone))
 
 
 def may_reverse(ctx: PageContext, posted: ledger.PostedTransaction) -> bool:
