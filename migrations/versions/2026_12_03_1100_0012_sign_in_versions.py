@@ -18,6 +18,7 @@ Revises: 0011
 Create Date: 2026-12-03 11:00:00
 """
 
+import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -38,22 +39,21 @@ WATCHED = {
     "accounts": ("organisation_id", "member_id"),
 }
 
-# Whose version a row of each table concerns, as SQL over a row called ``r``
-# (a JSON object on PostgreSQL, OLD or NEW on SQLite).
-_USERS_OF_POSTGRES = {
-    "api_tokens": "SELECT (r->>'user_id')::bigint",
-    "members": "SELECT (r->>'user_id')::bigint",
-    "accounts": "SELECT m.user_id FROM members m "
-    "WHERE m.organisation_id = (r->>'organisation_id')::bigint AND m.id = (r->>'member_id')::bigint",
-    "organisations": "SELECT m.user_id FROM members m WHERE m.organisation_id = (r->>'id')::bigint",
+# Whose version a row of each table concerns, as SQL over that row's columns, written
+# ``{column}``: the column of a JSON object ``r`` on PostgreSQL, of OLD or NEW on SQLite.
+_USERS_OF = {
+    "api_tokens": "SELECT {user_id}",
+    "members": "SELECT {user_id}",
+    "accounts": "SELECT m.user_id FROM members m WHERE m.organisation_id = {organisation_id} AND m.id = {member_id}",
+    "organisations": "SELECT m.user_id FROM members m WHERE m.organisation_id = {id}",
 }
-_USERS_OF_SQLITE = {
-    "api_tokens": "SELECT {r}.user_id",
-    "members": "SELECT {r}.user_id",
-    "accounts": "SELECT m.user_id FROM members m "
-    "WHERE m.organisation_id = {r}.organisation_id AND m.id = {r}.member_id",
-    "organisations": "SELECT m.user_id FROM members m WHERE m.organisation_id = {r}.id",
-}
+_JSON_COLUMN = "(r->>'{column}')::bigint"  # PostgreSQL's form of a column
+
+
+def _users_of(table: str, pattern: str) -> str:
+    """``_USERS_OF[table]`` with each ``{column}`` written as ``pattern`` says."""
+    return re.sub(r"\{(\w+)\}", lambda found: pattern.format(column=found[1]), _USERS_OF[table])
+
 
 _BUMP_POSTGRES = """
 CREATE FUNCTION timebank_sign_in_changed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -74,7 +74,7 @@ END $$
 _USERS_OF_FUNCTION = (
     "CREATE FUNCTION timebank_users_of(p_table text, r jsonb) RETURNS SETOF bigint LANGUAGE sql STABLE AS $$ "
     + " UNION ALL ".join(
-        f"SELECT * FROM ({query}) AS u WHERE p_table = '{table}'" for table, query in _USERS_OF_POSTGRES.items()
+        f"SELECT * FROM ({_users_of(table, _JSON_COLUMN)}) AS u WHERE p_table = '{table}'" for table in _USERS_OF
     )
     + " $$"
 )
@@ -128,10 +128,10 @@ def _sqlite_triggers() -> list[str]:
         + ", ".join(WATCHED["users"])
         + " ON users BEGIN UPDATE users SET sign_in_version = sign_in_version + 1 WHERE id = NEW.id; END"
     ]
-    for table, users_of in _USERS_OF_SQLITE.items():
+    for table in _USERS_OF:
         events = {"update": (f"UPDATE OF {', '.join(WATCHED[table])}", ("OLD", "NEW")), "delete": ("DELETE", ("OLD",))}
         for name, (event, rows) in events.items():
-            concerned = " UNION ".join(users_of.format(r=r) for r in rows)
+            concerned = " UNION ".join(_users_of(table, row + ".{column}") for row in rows)
             statements.append(
                 f"CREATE TRIGGER {table}_sign_in_changed_{name} AFTER {event} ON {table} "
                 f"BEGIN UPDATE users SET sign_in_version = sign_in_version + 1 WHERE id IN ({concerned}); END"
@@ -169,7 +169,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS timebank_users_of(text, jsonb)")
     else:
         op.execute("DROP TRIGGER IF EXISTS users_sign_in_changed")
-        for table in _USERS_OF_SQLITE:
+        for table in _USERS_OF:
             for name in ("update", "delete"):
                 op.execute(f"DROP TRIGGER IF EXISTS {table}_sign_in_changed_{name}")
     with op.batch_alter_table("users") as batch:  # SQLite drops a column by rebuilding the table
