@@ -79,6 +79,12 @@ async def log(client: httpx.AsyncClient, org: ApiOrg, person: Person, key: str |
     return answer.status_code
 
 
+async def edit_member(client: httpx.AsyncClient, org: ApiOrg, person: Person, changes: dict[str, Any]) -> None:
+    """The coordinator changes ``person``'s membership through the API."""
+    edited = await client.patch(org.url(f"/members/{person.member_id}"), json=changes, headers=org.coordinator.headers)
+    assert edited.status_code == 200, edited.text
+
+
 async def warm(workers: tuple[httpx.AsyncClient, ...], org: ApiOrg, person: Person) -> None:
     """Both workers remember ``person``: each has checked their token once."""
     for worker in workers:
@@ -136,10 +142,7 @@ async def test_deactivating_a_member_ends_their_standing_on_every_worker(
     first, second = workers
     member = api_org.member
     await warm(workers, api_org, member)
-    deactivated = await first.patch(
-        api_org.url(f"/members/{member.member_id}"), json={"is_active": False}, headers=api_org.coordinator.headers
-    )
-    assert deactivated.status_code == 200
+    await edit_member(first, api_org, member, {"is_active": False})
     assert await balance(second, api_org, member) == 404  # the organisation is no longer theirs
     assert await log(second, api_org, member) == 404
 
@@ -151,10 +154,7 @@ async def test_a_demoted_staff_member_is_refused_as_a_member_at_once(
     staff = api_org.staff
     await warm(workers, api_org, staff)
     assert await balance(second, api_org, staff, api_org.member.account_id) == 200  # staff read anyone's
-    demoted = await first.patch(
-        api_org.url(f"/members/{staff.member_id}"), json={"role": "member"}, headers=api_org.coordinator.headers
-    )
-    assert demoted.status_code == 200
+    await edit_member(first, api_org, staff, {"role": "member"})
     assert await balance(second, api_org, staff, api_org.member.account_id) == 403
     assert await log(second, api_org, staff) == 403  # staff = logging between any two accounts
 
@@ -165,10 +165,7 @@ async def test_a_promoted_member_is_not_refused_by_a_remembered_role(
     first, second = workers
     member = api_org.member
     await warm(workers, api_org, member)
-    promoted = await first.patch(
-        api_org.url(f"/members/{member.member_id}"), json={"role": "staff"}, headers=api_org.coordinator.headers
-    )
-    assert promoted.status_code == 200
+    await edit_member(first, api_org, member, {"role": "staff"})
     # Refused by the remembered role (a member may not read another's account), then checked afresh.
     assert await balance(second, api_org, member, api_org.other_member.account_id) == 200
 

@@ -23,7 +23,7 @@ from sqlmodel import SQLModel
 import timebank.app  # noqa: F401  (imports every module: every table on the metadata, every hot statement)
 from tests.api.conftest import ApiOrg, make_api_org
 from tests.api.support import posted
-from tests.conftest import EmptyDatabase, require_postgres, today
+from tests.conftest import EmptyDatabase, today
 from timebank.db import Database, create_database
 from timebank.db.hot_path import HotStatement
 from timebank.db.migrate import upgrade
@@ -170,6 +170,22 @@ async def a_representative_run(client, api_org: ApiOrg) -> None:
     await ok(await client.post("/api/v1/auth/token", json={"username": member.username, "password": "wrong"}), 401)
 
 
+async def rows_of_a_migrated_database(backend: str, directory, query: str) -> list:
+    """``query``'s rows on a new database of ``backend`` that the migrations alone made."""
+    factory = EmptyDatabase(backend, directory)
+    url = await asyncio.to_thread(factory.create)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        database = create_database(url)
+        try:
+            async with database.engine.connect() as conn:
+                return list((await conn.execute(text(query))).all())
+        finally:
+            await database.dispose()
+    finally:
+        await asyncio.to_thread(factory.drop_all)
+
+
 class TestEveryStatementNamesItsOrganisation:
     async def test_in_the_sql_the_api_sends(self, client, db: Database, statements: list[str]):
         api_org = await make_api_org(db, min_balance_minutes=-6000)
@@ -196,27 +212,12 @@ class TestEveryStatementNamesItsOrganisation:
 
     async def test_in_timebank_post_and_the_ledger_triggers(self, tmp_path):
         """PostgreSQL only has these functions (SQLite's writer is captured above), so on a database of its own."""
-        require_postgres()
-        factory = EmptyDatabase("postgresql", tmp_path)
-        url = await asyncio.to_thread(factory.create)
-        try:
-            await asyncio.to_thread(upgrade, url)
-            database = create_database(url)
-            try:
-                async with database.engine.connect() as conn:
-                    bodies = (
-                        await conn.execute(
-                            text(
-                                "SELECT proname, prosrc FROM pg_proc "
-                                "WHERE proname IN ('timebank_post', 'timebank_check_balanced', 'timebank_post_as', "
-                                "'timebank_users_of', 'timebank_sign_in_changed')"
-                            )
-                        )
-                    ).all()
-            finally:
-                await database.dispose()
-        finally:
-            await asyncio.to_thread(factory.drop_all)
+        bodies = await rows_of_a_migrated_database(
+            "postgresql",
+            tmp_path,
+            "SELECT proname, prosrc FROM pg_proc WHERE proname IN ('timebank_post', 'timebank_check_balanced', "
+            "'timebank_post_as', 'timebank_users_of', 'timebank_sign_in_changed')",
+        )
         assert len(bodies) == 5
         # Each part of a UNION on its own: one part naming its organisation must not vouch for another.
         parts = [part for _, body in bodies for s in body.split(";") for part in re.split(r"\bUNION(?: ALL)?\b", s)]
@@ -226,25 +227,10 @@ class TestEveryStatementNamesItsOrganisation:
 
     async def test_in_the_sqlite_triggers_that_keep_sign_in_versions(self, tmp_path):
         """SQLite runs migration 0012's triggers inside the database, where no capture sees them."""
-        factory = EmptyDatabase("sqlite", tmp_path)
-        url = await asyncio.to_thread(factory.create)
-        await asyncio.to_thread(upgrade, url)
-        database = create_database(url)
-        try:
-            async with database.engine.connect() as conn:
-                triggers = (
-                    (
-                        await conn.execute(
-                            text(
-                                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%sign_in_changed%'"
-                            )
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-        finally:
-            await database.dispose()
+        rows = await rows_of_a_migrated_database(
+            "sqlite", tmp_path, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%sign_in_changed%'"
+        )
+        triggers = [sql for (sql,) in rows]
         assert len(triggers) == 9
         touching = [sql for sql in triggers if any(True for _ in tenant_references(" ".join(sql.split())))]
         assert len(touching) >= 4  # the accounts' and the organisations' triggers read members
