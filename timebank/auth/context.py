@@ -241,5 +241,5 @@ async def provide_org_access(request: Request, org: FromPath[str], db: NamedDepe
     remembered = sign_in_cache.get(token_hash, org, _now())
     if remembered is None:
         return OrgAccess(await _check_org_context(db, sign_in_cache, token_hash, org), None, db, sign_in_cache)
-    context: OrgContext = remembered.standing
+    context = remembered.standing
     return OrgAccess(context, SignInCheck(context.caller.user_id, remembered.sign_in_version), db, sign_in_cache)

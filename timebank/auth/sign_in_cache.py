@@ -20,11 +20,14 @@ exchange) use it; every other route checks the token itself, as before.
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ScalarSelect, bindparam, select
 
 from timebank.models import User
+
+if TYPE_CHECKING:  # context.py imports this module
+    from timebank.auth.context import OrgContext
 
 users = User.__table__
 
@@ -58,7 +61,7 @@ def caller_parameter(sign_in: SignInCheck | None) -> dict[str, int | None]:
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
-    standing: Any  # an OrgContext (auth/context.py)
+    standing: "OrgContext"
     sign_in_version: int
     token_expires_at: dt.datetime
 
