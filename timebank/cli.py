@@ -1,31 +1,37 @@
-"""The ``timebank`` command line: migrate, organisations, imports, demo data, verify, serve."""
+"""The ``timebank`` command line: migrate, organisations, imports, demo data, verify, serve.
+
+Each command imports what it needs when it runs. ``timebank serve`` with several workers
+is a parent process that only checks the schema and supervises: the workers import the
+whole app for themselves, so whatever the parent imports beyond that is start-up time
+spent twice (about half a second of it was the ledger and the progress bars).
+"""
 
 import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
 from timebank.config import get_settings
-from timebank.db import Database, create_database
-from timebank.db.migrate import SchemaStatus
-from timebank.db.retry import sqlstate
-from timebank.ledger import errors
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from timebank.db import Database
+    from timebank.db.migrate import SchemaStatus
 
 T = TypeVar("T")
 console = Console(soft_wrap=True)  # long paths and messages stay on one line in logs
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+def _with_database(work: "Callable[[Database], Awaitable[T]]") -> T:
     """Run ``work`` against the configured database, then close it."""
+    from timebank.db import create_database
 
     async def main() -> T:
         db = create_database(get_settings().database_url)
@@ -34,8 +40,18 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
+    return asyncio.run(main())
+
+
+def _run(work: "Callable[[Database], Awaitable[T]]") -> T:
+    """``_with_database``, with a refusal or a database not yet set up told as one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from timebank.db.retry import sqlstate
+    from timebank.ledger import errors
+
     try:
-        return asyncio.run(main())
+        return _with_database(work)
     except errors.LedgerError as exc:
         err_console.print(f"[red]Refused:[/] {exc.message}")
         sys.exit(1)
@@ -79,14 +95,15 @@ def migrate(check: bool) -> None:
     console.print(f"Database is up to date ({_describe(settings.database_url)}).")
 
 
-def _schema_status() -> SchemaStatus:
+def _schema_status() -> "SchemaStatus":
     from timebank.db.migrate import schema_status
 
-    async def work(db: Database) -> SchemaStatus:
+    async def work(db: "Database") -> "SchemaStatus":
         async with db.engine.connect() as conn:
             return await schema_status(conn)
 
-    return _run(work)
+    # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
+    return _with_database(work)
 
 
 @main.group()
@@ -111,7 +128,7 @@ def org_create(
     min_balance = hours_to_minutes(min_balance_hours)
     password = _password(f"Password for {coordinator_username}")
 
-    async def work(db: Database) -> None:
+    async def work(db: "Database") -> None:
         await create_organisation(
             db,
             slug=slug,
@@ -138,6 +155,7 @@ def admin() -> None:
 def admin_create(username: str) -> None:
     """Create a site administrator (password from a prompt or TIMEBANK_INITIAL_PASSWORD)."""
     from timebank.auth.passwords import check_new_password, hash_password, normalise_username
+    from timebank.ledger import errors
     from timebank.models import User
 
     password = _password(f"Password for {username}")
@@ -146,7 +164,7 @@ def admin_create(username: str) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
-    async def work(db: Database) -> None:
+    async def work(db: "Database") -> None:
         from sqlmodel import select
 
         async with db.session() as session:
@@ -174,6 +192,9 @@ def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
 
     Columns: display_name (required), email, joined_on, role, opening_balance_hours.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
     from timebank.members.importer import ImportFileError, import_members, parse_member_csv
     from timebank.orgs.service import get_organisation_by_slug
 
@@ -191,7 +212,7 @@ def member_import(csv_file: Path, org_slug: str, skip_invalid: bool) -> None:
             err_console.print("Nothing was imported. Fix these rows, or pass --skip-invalid to import the rest.")
             sys.exit(1)
 
-    async def work(db: Database) -> Any:
+    async def work(db: "Database") -> Any:
         organisation = await get_organisation_by_slug(db, org_slug)
         assert organisation.id is not None
         with Progress(
@@ -221,7 +242,7 @@ def member_export(member_id: int, org_slug: str, output: Path | None) -> None:
     from timebank.orgs.service import get_organisation_by_slug
     from timebank.privacy.service import export_member
 
-    async def work(db: Database) -> dict[str, Any]:
+    async def work(db: "Database") -> dict[str, Any]:
         organisation = await get_organisation_by_slug(db, org_slug)
         assert organisation.id is not None
         return await export_member(db, organisation.id, member_id)
@@ -249,7 +270,7 @@ def member_erase(member_id: int, org_slug: str, yes: bool) -> None:
     from timebank.orgs.service import get_organisation_by_slug
     from timebank.privacy.service import erase_member, erased_name
 
-    async def name_of(db: Database) -> tuple[int, str]:
+    async def name_of(db: "Database") -> tuple[int, str]:
         organisation = await get_organisation_by_slug(db, org_slug)
         assert organisation.id is not None
         return organisation.id, (await get_member(db, organisation.id, member_id)).display_name
@@ -261,7 +282,7 @@ def member_erase(member_id: int, org_slug: str, yes: bool) -> None:
             err_console.print("The name does not match; nothing was erased.")
             sys.exit(1)
 
-    async def work(db: Database) -> Any:
+    async def work(db: "Database") -> Any:
         return await erase_member(db, organisation_id, member_id, by_user_id=None)
 
     done = _run(work)
@@ -275,6 +296,8 @@ def member_erase(member_id: int, org_slug: str, yes: bool) -> None:
 @main.command()
 def demo() -> None:
     """Load the demo day centre (does nothing if it is already loaded)."""
+    from rich.table import Table
+
     from timebank.demo import DEMO_LOGINS, load_demo
 
     result = _run(load_demo)
@@ -365,7 +388,9 @@ def restore(path: Path) -> None:
     console.print("Check it with `timebank verify`.")
 
 
-def _progress(verb: str) -> Progress:
+def _progress(verb: str) -> "Progress":
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
     )
@@ -383,7 +408,7 @@ def dump(path: Path) -> None:
     started = time.perf_counter()
     partial = path.with_name(path.name + ".partial")
 
-    async def work(db: Database) -> Any:
+    async def work(db: "Database") -> Any:
         with _progress("Dumping") as progress, open_dump(partial, "w") as out:
             task = progress.add_task("dump", total=None)
             return await dump_database(
@@ -424,7 +449,7 @@ def load(path: Path) -> None:
         err_console.print(f"[red]Load refused:[/] {exc}")
         sys.exit(1)
 
-    async def work(db: Database) -> Any:
+    async def work(db: "Database") -> Any:
         with _progress("Loading") as progress, open_dump(path, "r") as source:
             task = progress.add_task("load", total=total)
             return await load_database(db, source, on_rows=lambda rows: progress.advance(task, rows))
@@ -455,21 +480,26 @@ def load(path: Path) -> None:
 )
 def serve(host: str | None, port: int | None, workers: int | None, production: bool) -> None:
     """Serve the web app and API."""
+    from sqlalchemy.exc import DBAPIError
+
     from timebank.serving import RefusedToServe, plan_server, run_server
 
+    # The plan first: it sets the metrics' directory for several workers, which must be
+    # in the environment before the schema check imports prometheus-client.
+    try:
+        plan = plan_server(host=host, port=port, workers=workers, production=production)
+    except RefusedToServe as exc:
+        err_console.print(f"[red]Not serving:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
     try:
         status = _schema_status()
     except (OSError, DBAPIError) as exc:  # unreachable: start anyway, answer 503 until it is back
         err_console.print(f"[yellow]Database unreachable ({type(exc).__name__}); the schema is checked at start-up.[/]")
     else:
         if not status.is_current:
+            plan.discard()
             err_console.print(f"[red]Timebank will not start:[/] {status.describe()}.")
             sys.exit(1)
-    try:
-        plan = plan_server(host=host, port=port, workers=workers, production=production)
-    except RefusedToServe as exc:
-        err_console.print(f"[red]Not serving:[/] {exc}", soft_wrap=True)
-        sys.exit(2)
     run_server(plan)
 
 

@@ -10,13 +10,18 @@ believes them only from ``TIMEBANK_TRUSTED_PROXIES`` (timebank/proxy.py).
 import datetime as dt
 import gc
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -58,6 +63,11 @@ class ServePlan:
     # Where the workers' metric files go (multiprocess mode), and whether we made it ourselves.
     metrics_dir: Path | None = None
     metrics_dir_is_ours: bool = False
+
+    def discard(self) -> None:
+        """Remove what planning made for the run (the metrics' directory, if ours)."""
+        if self.metrics_dir_is_ours and self.metrics_dir:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -137,6 +147,8 @@ def run_server(plan: ServePlan) -> None:
     """Log how the server runs, then run uvicorn until it is stopped."""
     import uvicorn
 
+    if plan.workers > 1:
+        fork_workers_from_this_process()
     described = plan.describe()
     level = "warning" if "warning" in described else "info"
     line = {**described, "level": level, "timestamp": dt.datetime.now(dt.UTC).isoformat()}
@@ -155,8 +167,58 @@ def run_server(plan: ServePlan) -> None:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS if plan.production else None,
         )
     finally:
-        if plan.metrics_dir_is_ours and plan.metrics_dir:
-            shutil.rmtree(plan.metrics_dir, ignore_errors=True)
+        plan.discard()
+
+
+def fork_workers_from_this_process() -> None:
+    """Start uvicorn's workers as copies of this process, with the app's code already imported.
+
+    uvicorn starts each worker as a new interpreter (multiprocessing's "spawn") that imports
+    the whole app for itself: about 2 s of CPU per worker, all of them at once on the same
+    cores, after the parent's own start. Imported once here and forked, a worker only builds
+    its app (``create_served_app``) and opens its database pool, and the imported code's
+    memory is shared between the workers until one writes to it: two workers start in the
+    time one did (docs/performance.md, round seven).
+
+    Forking is safe here because this process runs one thread and no event loop (the schema
+    check's loop has ended, its pool is closed), and the workers open their own connections.
+    If another thread is running, fork would copy only this one: the workers are spawned as
+    before. The metrics' directory (``PROMETHEUS_MULTIPROC_DIR``) is set before anything
+    imports prometheus-client (``plan_server`` runs first), which makes its figures
+    per-process files, and prometheus-client starts a forked process's figures afresh.
+
+    ``uvicorn._subprocess.spawn`` is the one multiprocessing context uvicorn makes its workers
+    with; it has no setting for this (uvicorn is pinned, and tests/serving checks the name).
+    """
+    import uvicorn._subprocess
+
+    if threading.active_count() > 1:
+        return
+    import timebank.app  # noqa: F401  (what each forked worker shares instead of importing)
+
+    uvicorn._subprocess.spawn = _ForkedWorkers()  # type: ignore[assignment]
+
+
+class _ForkedWorkers:
+    """Makes uvicorn's workers as forks of this process, each starting with default signal handlers."""
+
+    # Named as multiprocessing's contexts name it: uvicorn calls ``spawn.Process(...)``.
+    def Process(self, target: Callable[..., None], kwargs: dict[str, Any]) -> BaseProcess:
+        fork = multiprocessing.get_context("fork")
+        return fork.Process(target=_as_a_new_process, args=(target,), kwargs=kwargs)
+
+
+def _as_a_new_process(started: Callable[..., None], **kwargs: Any) -> None:
+    """In a forked worker: forget the supervisor's signal handlers, then be the worker.
+
+    The supervisor's handlers only queue a signal for its own loop, which a worker does not
+    run; a spawned worker would have had the defaults, and uvicorn installs its own for
+    SIGINT and SIGTERM as it starts serving."""
+    from uvicorn.supervisors.multiprocess import SIGNALS
+
+    for signum in SIGNALS:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    started(**kwargs)
 
 
 def describe_database(url: str) -> str:

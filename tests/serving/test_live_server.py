@@ -8,6 +8,7 @@ The load is seeded (SEED); what is asserted does not depend on timing.
 import json
 import random
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -116,6 +117,38 @@ class TestProductionServing:
         assert serving["environment"] == "production" and serving["workers"] == 2
         assert serving["trusted_proxies"] == ["127.0.0.1/32"]
         assert METRICS_TOKEN not in server.log_file.read_text()
+
+    def test_each_worker_is_a_fork_of_the_server_with_the_signal_handlers_of_a_new_process(
+        self, server: ServerProcess
+    ) -> None:
+        """Forked, not spawned: a worker runs the server's own command line, where a spawned one
+        would run multiprocessing's. And none keeps the supervisor's handlers, which only queue
+        a signal for the supervisor's loop (timebank/serving.py, fork_workers_from_this_process)."""
+        assert server.pid is not None
+        workers = children_of(server.pid)
+        assert len(workers) == 2
+        assert all(command_line(worker) == command_line(server.pid) for worker in workers)
+        supervisors_only = {signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGTTIN, signal.SIGWINCH}
+        assert supervisors_only <= caught_signals(server.pid)
+        for worker in workers:
+            assert signal.SIGTERM in caught_signals(worker)  # uvicorn's graceful shutdown
+            assert not supervisors_only & caught_signals(worker)
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
+def caught_signals(pid: int) -> set[signal.Signals]:
+    """The signals ``pid`` has a handler for (SigCgt in /proc: bit n-1 for signal n)."""
+    (mask,) = [
+        line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigCgt:")
+    ]
+    return {signum for signum in signal.Signals if int(mask, 16) >> (signum - 1) & 1}
 
 
 class TestMetricsUnderLoad:

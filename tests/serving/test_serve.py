@@ -7,17 +7,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import uvicorn._subprocess
 from click.testing import CliRunner
 
 from timebank.cli import main
 from timebank.config import DEVELOPMENT_SECRET, get_settings
 from timebank.db.migrate import upgrade
-from timebank.serving import RefusedToServe, ServePlan, plan_server, run_server
+from timebank.serving import RefusedToServe, ServePlan, fork_workers_from_this_process, plan_server, run_server
 
 SECRET = "a-production-secret-key-of-some-length-0123456789"
 POSTGRES = "postgresql://timebank@127.0.0.1:5432/timebank"
@@ -33,6 +35,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pyt
         if name.startswith("TIMEBANK_") or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env
+    # run_server with several workers makes uvicorn fork them: put its way back afterwards.
+    monkeypatch.setattr(uvicorn._subprocess, "spawn", uvicorn._subprocess.spawn)
     get_settings.cache_clear()
     yield monkeypatch
     os.environ.clear()
@@ -154,6 +158,58 @@ class TestProductionRuns:
         done = CliRunner().invoke(main, ["serve", "--port", "8124"])
         assert done.exit_code == 0, done.output
         assert calls[0]["proxy_headers"] is False and calls[0]["workers"] == 1
+
+
+class TestTheParentProcess:
+    def test_with_several_workers_imports_the_app_once_and_forks_them_after_the_metrics_directory_is_set(
+        self, tmp_path: Path
+    ) -> None:
+        """Each worker is a fork of a parent that has imported the app, instead of a new
+        interpreter importing it again (docs/performance.md, round seven). prometheus-client
+        decides at import whether its figures are shared files: it must first be imported with
+        the directory the plan makes already set, or every forked worker would count alone.
+        Run in a child process, where nothing has been imported yet; live, with real workers,
+        in tests/serving/test_live_server.py."""
+        database = f"sqlite+aiosqlite:///{tmp_path / 'timebank.sqlite3'}"
+        upgrade(database)
+        child_env = {**os.environ, "TIMEBANK_DATABASE_URL": database, "TIMEBANK_METRICS_TOKEN": "m" * 32}
+        child_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        child = (
+            "import sys, uvicorn, uvicorn._subprocess\n"
+            "from timebank.cli import main\n"
+            "def handed_over(app, **options):\n"
+            "    import prometheus_client.values\n"
+            "    print(options['workers'], type(uvicorn._subprocess.spawn).__name__,\n"
+            "          'timebank.app' in sys.modules, prometheus_client.values.ValueClass.__name__)\n"
+            "uvicorn.run = handed_over\n"
+            "main(['serve', '--workers', sys.argv[1]], standalone_mode=False)\n"
+        )
+
+        def handed_over(workers: int) -> list[str]:
+            done = subprocess.run(
+                [sys.executable, "-c", child, str(workers)], env=child_env, capture_output=True, text=True, cwd=REPO
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout.split()
+
+        assert handed_over(2) == ["2", "_ForkedWorkers", "True", "MmapedValue"]
+        # One worker is this process itself: nothing to fork, and its figures stay in memory.
+        assert handed_over(1) == ["1", "SpawnContext", "False", "MutexValue"]
+
+    def test_a_parent_with_a_thread_running_leaves_the_workers_spawned(self) -> None:
+        """fork copies only the thread that calls it: with another running, a worker could
+        inherit a lock that thread held. uvicorn's own way is kept then. (The other way round
+        is the test above, in a fresh process: this one may have threads of earlier tests.)"""
+        spawn = uvicorn._subprocess.spawn
+        release = threading.Event()
+        other = threading.Thread(target=release.wait)
+        other.start()
+        try:
+            fork_workers_from_this_process()
+        finally:
+            release.set()
+            other.join()
+        assert uvicorn._subprocess.spawn is spawn
 
 
 class TestTheServedApp:
