@@ -12,16 +12,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiosqlite
+import asyncpg
 import pytest
 from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from tests.conftest import Org, make_org, today
+from tests.conftest import EmptyDatabase, Org, make_org, today
 from tests.ledger.support import exchange
 from timebank.db import Database, create_database
-from timebank.db.hot_path import HotStatement, in_json_list
+from timebank.db.hot_path import CONNECTION_ERRORS, HotStatement, in_json_list
 from timebank.db.migrate import upgrade
 from timebank.db.retry import is_retryable
+from timebank.ledger.posting import post_exchange
 from timebank.ledger.reading import get_account
 from timebank.models import Account, Posting, Transaction
 
@@ -182,3 +184,68 @@ async def test_an_exchange_on_sqlite_is_ten_calls_to_aiosqlites_thread(
     # BEGIN IMMEDIATE (a cursor, its execute, its close); the claim, the locked accounts, the
     # rules, the postings, the balances (one call each); COMMIT; the pool's rollback on return.
     assert sum(calls.values()) == 10, calls
+
+
+async def test_a_postgresql_connection_that_dies_under_a_hot_statement_is_not_lent_again(tmp_path) -> None:
+    """A hot statement takes its asyncpg connection straight from SQLAlchemy's pool
+    (db/hot_path.py, ``pooled_driver_connection``), so SQLAlchemy never sees its errors:
+    a connection whose server went away must be thrown out of the pool here, or every
+    request it is lent to afterwards fails too. On a database of its own (its connections
+    are cut), whatever the test run's backend."""
+    databases = EmptyDatabase("postgresql", tmp_path)
+    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url, pool_size=2, max_overflow=0)
+    try:
+        org = await make_org(database)
+        member_account = await org.member("Ada")
+
+        async def read() -> None:
+            await get_account(database, org.id, member_account)
+
+        await asyncio.gather(read(), read())  # both pooled connections in use once
+        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert cut >= 2
+        failures = 0
+        for _ in range(10):
+            try:
+                await read()
+                break
+            except CONNECTION_ERRORS:
+                failures += 1
+        assert 1 <= failures <= 2  # each dead connection fails once, then is replaced
+        for _ in range(5):
+            await read()
+        assert database.autocommit_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await database.dispose()
+        await asyncio.to_thread(databases.drop_all)
+
+
+async def test_a_postgresql_connection_that_cannot_be_made_is_sqlalchemys_error(tmp_path) -> None:
+    """What the error handlers answer 503 to (a connect refused, a server shutting down) must
+    arrive as SQLAlchemy's error, as when a ``Connection`` makes the connection, not as the
+    driver adapter's own, which they would not know (a 500). The fault drill met this as
+    "the database system is shutting down"; a database that does not exist is refused the
+    same way, without stopping anything."""
+    databases = EmptyDatabase("postgresql", tmp_path)
+    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
+    await asyncio.to_thread(databases.drop_all)  # gone: every connect is refused
+    database = create_database(url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(DBAPIError, match="does not exist"):
+            await get_account(database, 1, 1)
+        with pytest.raises(DBAPIError, match="does not exist"):
+            await post_exchange(
+                database, 1, giver_account_id=2, receiver_account_id=3, minutes=60, occurred_on=today(),
+                description="Refused before it is sent", recorded_by=None, idempotency_key="k" * 16,
+            )  # fmt: skip
+    finally:
+        await database.dispose()

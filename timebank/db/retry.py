@@ -3,7 +3,6 @@
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 import asyncpg
@@ -40,24 +39,23 @@ def is_retryable(exc: DBAPIError | asyncpg.PostgresError) -> bool:
 
 async def run_in_transaction(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run ``work`` inside one transaction: commit if it returns, roll back if it raises."""
-    return await _with_retries(db.transaction, work)
+
+    async def in_a_transaction() -> T:
+        async with db.transaction() as conn:
+            return await work(conn)
+
+    return await with_retries(in_a_transaction)
 
 
-async def run_in_autocommit(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run ``work``, a single statement, as its own transaction (PostgreSQL: one round trip)."""
-    return await _with_retries(db.autocommit, work)
+async def with_retries(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()`` again after a serialisation failure, a deadlock or a busy SQLite file.
 
-
-async def _with_retries(
-    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
-    work: Callable[[AsyncConnection], Awaitable[T]],
-) -> T:
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    Each attempt opens its own connection or transaction: a retry starts afresh."""
+    for number in range(1, MAX_ATTEMPTS + 1):
         try:
-            async with connect() as conn:
-                return await work(conn)
+            return await attempt()
         except (DBAPIError, asyncpg.PostgresError) as exc:
-            if attempt == MAX_ATTEMPTS or not is_retryable(exc):
+            if number == MAX_ATTEMPTS or not is_retryable(exc):
                 raise
-            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**number))
     raise AssertionError("unreachable")

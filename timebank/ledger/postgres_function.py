@@ -20,10 +20,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.auth.sign_in_cache import SignInChanged
-from timebank.db.hot_path import driver_connection
+from timebank.db import Database
+from timebank.db.hot_path import driver_connection, pooled_driver_connection
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import PostedTransaction, PostingLine, PostingRequest
-from timebank.ledger.reading import account_label, load_transaction
+from timebank.ledger.reading import account_label, get_transaction, load_transaction
 from timebank.models import AccountKind
 
 # ``timebank_post_as`` (migration 0012) is ``timebank_post`` behind a check of the caller's
@@ -44,29 +45,18 @@ _REFUSAL_PREFIX = "timebank:"
 _SIGN_IN_CHANGED = "timebank:sign_in_changed"
 
 
-async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest) -> PostedTransaction:
-    """Post ``request`` with one statement (its own transaction, or part of the caller's)."""
+async def post_in_one_round_trip(on: Database | AsyncConnection, request: PostingRequest) -> PostedTransaction:
+    """Post ``request`` with one statement: its own transaction on a connection from ``on``'s
+    pool, or part of the transaction open on ``on``."""
     assert request.occurred_on is not None and request.reverses_id is None
     recorded_at = dt.datetime.now(dt.UTC)
     try:
-        async with driver_connection(conn) as raw:
-            rows = await raw.fetch(
-                _CALL,
-                request.organisation_id,
-                request.kind.value,
-                [leg.account_id for leg in request.legs],
-                [leg.minutes for leg in request.legs],
-                [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
-                request.occurred_on,
-                request.description,
-                request.category_key,
-                request.recorded_by,
-                request.idempotency_key,
-                request.fingerprint,
-                recorded_at,
-                request.sign_in.user_id if request.sign_in else None,
-                request.sign_in.version if request.sign_in else None,
-            )
+        if isinstance(on, AsyncConnection):
+            async with driver_connection(on) as raw:
+                rows = await _send(raw, request, recorded_at)
+        else:
+            async with pooled_driver_connection(on) as raw:
+                rows = await _send(raw, request, recorded_at)
     except asyncpg.exceptions.RaiseError as raised:
         if raised.message == _SIGN_IN_CHANGED:
             raise SignInChanged from None
@@ -76,7 +66,10 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
         raise refusal from None
     first = rows[0]
     if first["replayed"]:
-        original = await load_transaction(conn, request.organisation_id, first["transaction_id"])
+        if isinstance(on, AsyncConnection):
+            original = await load_transaction(on, request.organisation_id, first["transaction_id"])
+        else:
+            original = await get_transaction(on, request.organisation_id, first["transaction_id"])
         assert original is not None
         return replace(original, created=False)
     return PostedTransaction(
@@ -94,6 +87,26 @@ async def post_in_one_round_trip(conn: AsyncConnection, request: PostingRequest)
             PostingLine(r["account_id"], r["minutes"], r["balance_after"], r["account_version"]) for r in rows
         ),
         labels={r["account_id"]: account_label(AccountKind(r["account_kind"]), r["display_name"]) for r in rows},
+    )
+
+
+async def _send(raw: asyncpg.Connection, request: PostingRequest, recorded_at: dt.datetime) -> list[asyncpg.Record]:
+    return await raw.fetch(
+        _CALL,
+        request.organisation_id,
+        request.kind.value,
+        [leg.account_id for leg in request.legs],
+        [leg.minutes for leg in request.legs],
+        [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
+        request.occurred_on,
+        request.description,
+        request.category_key,
+        request.recorded_by,
+        request.idempotency_key,
+        request.fingerprint,
+        recorded_at,
+        request.sign_in.user_id if request.sign_in else None,
+        request.sign_in.version if request.sign_in else None,
     )
 
 

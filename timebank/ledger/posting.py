@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.auth.sign_in_cache import SignInCheck
 from timebank.db import Database
-from timebank.db.retry import run_in_autocommit, run_in_transaction
+from timebank.db.retry import run_in_transaction, with_retries
 from timebank.ledger import errors
 from timebank.ledger.amounts import minutes_to_hours
 from timebank.ledger.entries import Leg, PostedTransaction, PostingRequest
@@ -416,7 +416,7 @@ async def _post_uncounted(db: Database | AsyncConnection, request: PostingReques
 async def _write_with_retries(db: Database, request: PostingRequest) -> PostedTransaction:
     if db.is_postgres and request.reverses_id is None:
         # One statement is its own transaction: no BEGIN or COMMIT round trips.
-        return await run_in_autocommit(db, lambda conn: post_in_one_round_trip(conn, request))
+        return await with_retries(lambda: post_in_one_round_trip(db, request))
     return await run_in_transaction(db, lambda conn: post_stepwise(conn, request))
 
 
