@@ -1,9 +1,9 @@
 """The ``timebank`` command line: migrate, organisations, imports, demo data, verify, serve.
 
-Each command imports what it needs when it runs. ``timebank serve`` with several workers
-is a parent process that only checks the schema and supervises: the workers import the
-whole app for themselves, so whatever the parent imports beyond that is start-up time
-spent twice (about half a second of it was the ledger and the progress bars).
+Each command imports what it needs when it runs, so none waits for the others' imports:
+``timebank serve``, for one, plans the run and checks the schema before it imports the
+app (the metrics' directory must be set by then: see ``serve``), and ``--help`` answers
+at once.
 """
 
 import asyncio
