@@ -50,13 +50,26 @@ async def post_in_one_round_trip(on: Database | AsyncConnection, request: Postin
     pool, or part of the transaction open on ``on``."""
     assert request.occurred_on is not None and request.reverses_id is None
     recorded_at = dt.datetime.now(dt.UTC)
+    connection = driver_connection(on) if isinstance(on, AsyncConnection) else pooled_driver_connection(on)
     try:
-        if isinstance(on, AsyncConnection):
-            async with driver_connection(on) as raw:
-                rows = await _send(raw, request, recorded_at)
-        else:
-            async with pooled_driver_connection(on) as raw:
-                rows = await _send(raw, request, recorded_at)
+        async with connection as raw:
+            rows = await raw.fetch(
+                _CALL,
+                request.organisation_id,
+                request.kind.value,
+                [leg.account_id for leg in request.legs],
+                [leg.minutes for leg in request.legs],
+                [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
+                request.occurred_on,
+                request.description,
+                request.category_key,
+                request.recorded_by,
+                request.idempotency_key,
+                request.fingerprint,
+                recorded_at,
+                request.sign_in.user_id if request.sign_in else None,
+                request.sign_in.version if request.sign_in else None,
+            )
     except asyncpg.exceptions.RaiseError as raised:
         if raised.message == _SIGN_IN_CHANGED:
             raise SignInChanged from None
@@ -87,26 +100,6 @@ async def post_in_one_round_trip(on: Database | AsyncConnection, request: Postin
             PostingLine(r["account_id"], r["minutes"], r["balance_after"], r["account_version"]) for r in rows
         ),
         labels={r["account_id"]: account_label(AccountKind(r["account_kind"]), r["display_name"]) for r in rows},
-    )
-
-
-async def _send(raw: asyncpg.Connection, request: PostingRequest, recorded_at: dt.datetime) -> list[asyncpg.Record]:
-    return await raw.fetch(
-        _CALL,
-        request.organisation_id,
-        request.kind.value,
-        [leg.account_id for leg in request.legs],
-        [leg.minutes for leg in request.legs],
-        [",".join(sorted(request.allowed_kinds[leg.account_id])) for leg in request.legs],
-        request.occurred_on,
-        request.description,
-        request.category_key,
-        request.recorded_by,
-        request.idempotency_key,
-        request.fingerprint,
-        recorded_at,
-        request.sign_in.user_id if request.sign_in else None,
-        request.sign_in.version if request.sign_in else None,
     )
 
 
