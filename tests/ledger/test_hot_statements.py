@@ -7,9 +7,11 @@ the database refuses must reach the retries and error handlers as SQLAlchemy's e
 """
 
 import asyncio
+import datetime as dt
+import json
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiosqlite
 import asyncpg
@@ -23,9 +25,10 @@ from timebank.db import Database, create_database
 from timebank.db.hot_path import CONNECTION_ERRORS, HotStatement, in_json_list
 from timebank.db.migrate import upgrade
 from timebank.db.retry import is_retryable
+from timebank.ledger.postgres_function import _CALL
 from timebank.ledger.posting import post_exchange
 from timebank.ledger.reading import get_account
-from timebank.models import Account, Posting, Transaction
+from timebank.models import Account, Member, Posting, Transaction
 
 accounts = Account.__table__
 postings = Posting.__table__
@@ -249,3 +252,58 @@ async def test_a_postgresql_connection_that_cannot_be_made_is_sqlalchemys_error(
             )  # fmt: skip
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("plan", ["force_custom_plan", "force_generic_plan"])
+async def test_a_postgresql_write_looks_up_only_its_own_accounts_and_members(tmp_path, plan: str) -> None:
+    """A write's one statement joins what ``timebank_post_as`` returns (a row per leg) with
+    ``accounts`` and ``members`` for the names in its answer. PostgreSQL plans a function
+    at its declared row count; at the default thousand it read every account and member
+    of the organisation into hash tables on every write (migration 0013). In an
+    organisation of a thousand members, with the statistics a live database has, the
+    plan must look up each leg's rows by key, as prepared statements are planned (custom
+    plans first, then possibly the generic one). On a database of its own, as the
+    statistics are its own."""
+    databases = EmptyDatabase("postgresql", tmp_path)
+    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url, pool_size=1, max_overflow=0)
+    try:
+        org = await make_org(database)
+        giver, receiver = await org.member("Ada"), await org.member("Bea")
+        async with database.transaction() as conn:
+            others = await conn.execute(
+                insert(Member.__table__).returning(Member.__table__.c.id),
+                [{"organisation_id": org.id, "display_name": f"Member {n}", "joined_on": today()} for n in range(1000)],
+            )
+            await conn.execute(
+                insert(accounts),
+                [
+                    {"organisation_id": org.id, "kind": "member", "member_id": member_id}
+                    for member_id in others.scalars()
+                ],
+            )
+        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await admin.execute("ANALYZE")
+            await admin.execute(f"SET plan_cache_mode = {plan}")
+            statement = await admin.prepare("EXPLAIN (FORMAT JSON) " + _CALL)
+            explained = await statement.fetchval(
+                org.id, "exchange", [giver, receiver], [30, -30], ["member", "member"], today(),
+                "Planned, not run", None, None, "k" * 16, "f" * 64, dt.datetime.now(dt.UTC), None, None,
+            )  # fmt: skip
+        finally:
+            await admin.close()
+    finally:
+        await database.dispose()
+        await asyncio.to_thread(databases.drop_all)
+
+    def nodes(node: dict) -> Iterator[dict]:
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    plan_nodes = list(nodes(json.loads(explained)[0]["Plan"]))
+    scanned = {node["Relation Name"]: node["Node Type"] for node in plan_nodes if "Relation Name" in node}
+    assert scanned == {"accounts": "Index Scan", "members": "Index Scan"}, plan_nodes
+    assert not [node for node in plan_nodes if node["Node Type"] == "Hash Join"], plan_nodes
