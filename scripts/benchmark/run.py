@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from scripts.benchmark.measure import HERE, ProcessSampler, children_cpu, postgres_cpu_seconds, run_measured, wrk
+from scripts.benchmark.measure import HERE, ProcessSampler, postgres_cpu_seconds, run_measured, wrk
 from scripts.benchmark.sqlite_and_pages import (
     TIMEZONE,
     Seeded,
@@ -142,9 +142,10 @@ async def seed_history(bench: Bench, exchanges: int) -> None:
 
 
 def ceiling(
-    bench: Bench, accounts: list[int], connections: int, seconds: float, run: str, day: str
+    bench: Bench, accounts: list[int], connections: int, seconds: float, run: str, day: str, *, bare: bool = False
 ) -> tuple[dict, float]:
-    before = children_cpu()
+    """The ceiling client's figures and its CPU seconds (``ceiling.py``; ``bare``: the ledger
+    function alone, as the ceiling was before the service's statement grew)."""
     result, _ = run_measured(
         [
             sys.executable,
@@ -157,11 +158,13 @@ def ceiling(
             str(seconds),
             run,
             day,
+            bench.staff_username,
+            *(["--bare"] if bare else []),
         ],
         {"PYTHONPATH": str(ROOT)},
         "CEILING_JSON ",
     )
-    return result, children_cpu() - before
+    return result, result["client_cpu_s"]
 
 
 def pgbench(server_url: str, connections: int, seconds: float) -> float:
@@ -229,6 +232,9 @@ def one_run(args: argparse.Namespace, bench: Bench, run_number: int) -> dict:
                 )
                 results[f"writes_{label}_server_cpu_s"] = sampler.cpu_seconds() - server_cpu
                 results[f"writes_{label}_postgres_cpu_s"] = postgres_cpu_seconds() - pg_cpu
+            results["ceiling_bare"], _ = ceiling(
+                bench, many, args.concurrency, args.seconds, f"{nonce}-ceiling-bare", day, bare=True
+            )
             results["ceiling_hot"], _ = ceiling(bench, hot, args.concurrency, args.seconds, f"{nonce}-ceiling-hot", day)
             results["writes_hot"], _ = wrk(
                 "exchanges.lua",
@@ -587,6 +593,7 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
         },
         "start_to_ready_s": median([r["start_to_ready_s"] for r in runs]),
         "ceiling": phase(f"ceiling_c{c}"),
+        "ceiling_bare_ledger_function": phase("ceiling_bare"),
         "service_writes": phase(f"writes_c{c}"),
         "ceiling_hot_accounts": phase("ceiling_hot"),
         "service_writes_hot_accounts": phase("writes_hot"),
@@ -622,6 +629,9 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
     summary["ratio_service_to_ceiling"] = round(
         summary["service_writes"]["per_second"] / summary["ceiling"]["per_second"], 3
     )
+    summary["ratio_service_to_bare_ceiling"] = round(
+        summary["service_writes"]["per_second"] / summary["ceiling_bare_ledger_function"]["per_second"], 3
+    )
     summary["ratio_ceiling_to_pgbench"] = round(
         summary["ceiling"]["per_second"] / summary["pgbench_simple_update_tps"], 3
     )
@@ -632,6 +642,7 @@ def print_table(summary: dict) -> None:
     """The PostgreSQL phases."""
     rows = [
         ("ceiling (asyncpg, same SQL)", summary["ceiling"]),
+        ("  bare timebank_post (rounds 1 to 7)", summary["ceiling_bare_ledger_function"]),
         ("service writes, many accounts", summary["service_writes"]),
         ("ceiling, 4 hot accounts", summary["ceiling_hot_accounts"]),
         ("service writes, 4 hot accounts", summary["service_writes_hot_accounts"]),
@@ -663,7 +674,10 @@ def print_table(summary: dict) -> None:
         f"wrk {cpu['wrk']:.1f} (ceiling client in its phase: {cpu['ceiling_client']:.1f})"
     )
     print(f"errors: {summary['errors']}")
-    print(f"\nRATIO service writes / ceiling: {summary['ratio_service_to_ceiling']:.2f}")
+    print(
+        f"\nRATIO service writes / ceiling: {summary['ratio_service_to_ceiling']:.2f} "
+        f"(against the bare timebank_post: {summary['ratio_service_to_bare_ceiling']:.2f})"
+    )
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from timebank.db import Database, create_database
 from timebank.db.hot_path import CONNECTION_ERRORS, HotStatement, in_json_list
 from timebank.db.migrate import upgrade
 from timebank.db.retry import is_retryable
-from timebank.ledger.postgres_function import _CALL
+from timebank.ledger.postgres_function import POST_STATEMENT
 from timebank.ledger.posting import post_exchange
 from timebank.ledger.reading import get_account
 from timebank.models import Account, Member, Posting, Transaction
@@ -287,7 +287,7 @@ async def test_a_postgresql_write_looks_up_only_its_own_accounts_and_members(tmp
         try:
             await admin.execute("ANALYZE")
             await admin.execute(f"SET plan_cache_mode = {plan}")
-            statement = await admin.prepare("EXPLAIN (FORMAT JSON) " + _CALL)
+            statement = await admin.prepare("EXPLAIN (FORMAT JSON) " + POST_STATEMENT)
             explained = await statement.fetchval(
                 org.id, "exchange", [giver, receiver], [30, -30], ["member", "member"], today(),
                 "Planned, not run", None, None, "k" * 16, "f" * 64, dt.datetime.now(dt.UTC), None, None,

@@ -33,7 +33,8 @@ from timebank.models import AccountKind
 # with them (present() in exchanges/endpoints.py), and asking in a second round trip cost
 # about a fifth of a write's CPU. The join reads the rows as they were when the statement
 # began, which is what the function saw too (a post changes no kind and no name).
-_CALL = (
+# scripts/benchmark/ceiling.py sends this same statement, as the bench's ceiling.
+POST_STATEMENT = (
     "SELECT p.transaction_id, p.replayed, p.category_id, p.category_name, p.account_id, p.minutes, "
     "p.balance_after, p.account_version, a.kind AS account_kind, m.display_name "
     "FROM timebank_post_as($13, $14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) WITH ORDINALITY AS p "
@@ -54,7 +55,7 @@ async def post_in_one_round_trip(on: Database | AsyncConnection, request: Postin
     try:
         async with connection as raw:
             rows = await raw.fetch(
-                _CALL,
+                POST_STATEMENT,
                 request.organisation_id,
                 request.kind.value,
                 [leg.account_id for leg in request.legs],
