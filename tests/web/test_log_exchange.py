@@ -10,6 +10,7 @@ from tests.api.conftest import ApiOrg, make_api_org
 from tests.web.support import Browser, signed_in, visible_text
 from timebank import ledger
 from timebank.db import Database
+from timebank.orgs import service as orgs
 
 
 def new_form_of(html: str) -> dict[str, str]:
@@ -121,6 +122,26 @@ class TestLogAnExchange:
         assert "No one called “Nobody Like This” was found" in visible_text(refused.text)
         same = exchange(org, await form_key(staff, org), receiver="Member Other")
         assert "must be different people" in (await staff.post(f"/orgs/{org.slug}/exchanges/new", same)).text
+
+    async def test_only_the_organisations_current_categories_are_accepted(self, app: Litestar, db: Database) -> None:
+        """The form checks the category against the organisation's active ones (orgs/service.py,
+        ``active_category_names``): a retired one, or another organisation's, is a problem on
+        the field, and nothing is posted."""
+        org, other = await make_api_org(db), await make_api_org(db)
+        await orgs.add_category(db, other.id, "Knitting", changed_by=None)
+        gardening = next(c for c in await orgs.list_categories(db, org.id) if c.name == "Gardening")
+        await orgs.set_category_active(db, org.id, gardening.id, False, changed_by=None)
+        staff = await signed_in(app, db, org.staff)
+        for category in ("Gardening", "Knitting"):
+            refused = await staff.post(
+                f"/orgs/{org.slug}/exchanges/new", exchange(org, await form_key(staff, org), category=category)
+            )
+            assert refused.status_code == 400 and 'href="#category"' in refused.text, category
+            assert "Choose what kind of help it was" in visible_text(refused.text)
+        await orgs.set_category_active(db, org.id, gardening.id, True, changed_by=None)
+        logged = await staff.post(f"/orgs/{org.slug}/exchanges/new", exchange(org, await form_key(staff, org)))
+        assert logged.status_code == 303
+        assert await ledger.current_balance(db, org.id, org.member.account_id) == -90  # the one that passed
 
     async def test_members_may_not_log_exchanges(self, app: Litestar, db: Database) -> None:
         org = await make_api_org(db)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from timebank.db import Database
 from timebank.ledger.posting import MAX_DESCRIPTION
-from timebank.orgs.service import get_organisation_details
+from timebank.orgs.service import active_category_names
 from timebank.web.context import PageContext
 from timebank.web.people import PersonField
 
@@ -84,7 +84,7 @@ async def check_when_what(db: Database, ctx: PageContext, form: EntryForm) -> tu
     problems = []
     occurred_on, problem = date_typed(form)
     problems += [problem] if problem else []
-    categories = (await get_organisation_details(db, ctx.organisation_id)).categories
+    categories = await active_category_names(db, ctx.organisation_id)
     if categories and form.category not in categories:
         problems.append({"kind": "no_category", "field": "category", "href": "#category"})
     if not form.description.strip():
