@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import aiosqlite
 import asyncpg
@@ -189,17 +190,28 @@ async def test_an_exchange_on_sqlite_is_ten_calls_to_aiosqlites_thread(
     assert sum(calls.values()) == 10, calls
 
 
+@asynccontextmanager
+async def own_postgres_database(tmp_path, *, pool_size: int) -> AsyncIterator[tuple[Database, str]]:  # type: ignore[no-untyped-def]
+    """A migrated PostgreSQL database of the test's own, whatever the test run's backend (for
+    tests that cut its connections or read its statistics), and its address for asyncpg."""
+    databases = EmptyDatabase("postgresql", tmp_path)
+    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url, pool_size=pool_size, max_overflow=0)
+    try:
+        yield database, url.replace("postgresql+asyncpg://", "postgresql://")
+    finally:
+        await database.dispose()
+        await asyncio.to_thread(databases.drop_all)
+
+
 async def test_a_postgresql_connection_that_dies_under_a_hot_statement_is_not_lent_again(tmp_path) -> None:
     """A hot statement takes its asyncpg connection straight from SQLAlchemy's pool
     (db/hot_path.py, ``pooled_driver_connection``), so SQLAlchemy never sees its errors:
     a connection whose server went away must be thrown out of the pool here, or every
     request it is lent to afterwards fails too. On a database of its own (its connections
     are cut), whatever the test run's backend."""
-    databases = EmptyDatabase("postgresql", tmp_path)
-    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
-    await asyncio.to_thread(upgrade, url)
-    database = create_database(url, pool_size=2, max_overflow=0)
-    try:
+    async with own_postgres_database(tmp_path, pool_size=2) as (database, admin_url):
         org = await make_org(database)
         member_account = await org.member("Ada")
 
@@ -207,7 +219,7 @@ async def test_a_postgresql_connection_that_dies_under_a_hot_statement_is_not_le
             await get_account(database, org.id, member_account)
 
         await asyncio.gather(read(), read())  # both pooled connections in use once
-        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        admin = await asyncpg.connect(admin_url)
         try:
             cut = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -227,9 +239,6 @@ async def test_a_postgresql_connection_that_dies_under_a_hot_statement_is_not_le
         for _ in range(5):
             await read()
         assert database.autocommit_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    finally:
-        await database.dispose()
-        await asyncio.to_thread(databases.drop_all)
 
 
 async def test_a_postgresql_connection_that_cannot_be_made_is_sqlalchemys_error(tmp_path) -> None:
@@ -264,11 +273,7 @@ async def test_a_postgresql_write_looks_up_only_its_own_accounts_and_members(tmp
     plan must look up each leg's rows by key, as prepared statements are planned (custom
     plans first, then possibly the generic one). On a database of its own, as the
     statistics are its own."""
-    databases = EmptyDatabase("postgresql", tmp_path)
-    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
-    await asyncio.to_thread(upgrade, url)
-    database = create_database(url, pool_size=1, max_overflow=0)
-    try:
+    async with own_postgres_database(tmp_path, pool_size=1) as (database, admin_url):
         org = await make_org(database)
         giver, receiver = await org.member("Ada"), await org.member("Bea")
         async with database.transaction() as conn:
@@ -283,7 +288,7 @@ async def test_a_postgresql_write_looks_up_only_its_own_accounts_and_members(tmp
                     for member_id in others.scalars()
                 ],
             )
-        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        admin = await asyncpg.connect(admin_url)
         try:
             await admin.execute("ANALYZE")
             await admin.execute(f"SET plan_cache_mode = {plan}")
@@ -294,9 +299,6 @@ async def test_a_postgresql_write_looks_up_only_its_own_accounts_and_members(tmp
             )  # fmt: skip
         finally:
             await admin.close()
-    finally:
-        await database.dispose()
-        await asyncio.to_thread(databases.drop_all)
 
     def nodes(node: dict) -> Iterator[dict]:
         yield node
