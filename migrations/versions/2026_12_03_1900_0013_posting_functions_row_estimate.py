@@ -4,7 +4,8 @@ A write's statement (ledger/postgres_function.py) joins the rows of ``timebank_p
 with ``accounts`` and ``members`` for the names its answer carries. PostgreSQL plans a
 function's result at its declared ``ROWS``, 1,000 by default, and for a thousand rows
 it read every account and every member of the organisation into hash tables, on every
-write: 0.6 ms of the database's CPU per write with 1,000 members, and growing with the
+write: 0.5 to 0.7 ms of the database's CPU per write with 1,000 members (measured with
+scripts/benchmark/statement_cost.py, --revision 0012 against 0013), and growing with the
 organisation. Told two (an exchange's legs), it looks each one up by its key.
 
 Only the planner's estimate changes: the functions' bodies and results are as they were.

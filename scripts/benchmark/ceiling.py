@@ -32,6 +32,19 @@ BARE = "SELECT transaction_id FROM timebank_post($1, 'exchange', $2, $3, $4, $5,
 ALLOWED = ["agency,member", "agency,member"]
 
 
+def exchange_arguments(
+    org_id: int, giver: int, receiver: int, day: dt.date, key: str, fingerprint: str, caller: tuple[int, int] | None
+) -> tuple:
+    """One exchange of 30 minutes, as the arguments of ``BARE`` when ``caller`` is None, else of
+    ``POST_STATEMENT`` sent as ``caller`` (user id, sign-in version), who also records it."""
+    legs = ([giver, receiver], [30, -30], ALLOWED, day)
+    now = dt.datetime.now(dt.UTC)
+    if caller is None:
+        return (org_id, *legs, key, fingerprint, now)
+    user_id, version = caller
+    return (org_id, "exchange", *legs, "benchmark", None, user_id, key, fingerprint, now, user_id, version)
+
+
 async def worker(
     pool: asyncpg.Pool,
     org_id: int,
@@ -53,15 +66,7 @@ async def worker(
             key = f"{key_prefix}-{sent}"
             fingerprint = hashlib.sha256(f"{giver}:{receiver}:30:{day}:{key}".encode()).hexdigest()
             began = time.perf_counter()
-            legs = ([giver, receiver], [30, -30], ALLOWED, day)
-            if caller is None:
-                await statement.fetch(org_id, *legs, key, fingerprint, dt.datetime.now(dt.UTC))
-            else:
-                user_id, version = caller
-                await statement.fetch(
-                    org_id, "exchange", *legs, "benchmark", None, user_id, key, fingerprint, dt.datetime.now(dt.UTC),
-                    user_id, version,
-                )  # fmt: skip
+            await statement.fetch(*exchange_arguments(org_id, giver, receiver, day, key, fingerprint, caller))
             latencies.append(time.perf_counter() - began)
 
 

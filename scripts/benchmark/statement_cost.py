@@ -26,24 +26,23 @@ import time
 import asyncpg
 import uvloop
 
-from scripts.benchmark.ceiling import BARE
+from scripts.benchmark.ceiling import BARE, exchange_arguments
 from scripts.benchmark.measure import postgres_cpu_seconds
 from scripts.benchmark.run import create_bench_database, drop_database, seed
 from timebank.db.migrate import upgrade
 from timebank.ledger.postgres_function import POST_STATEMENT
 
-# timebank_post_as alone: the caller's check in front of the ledger function, no names.
+# timebank_post_as alone: the caller's check in front of the ledger function, no names
+# (BARE's arguments, then the caller's id and sign-in version).
 POST_AS = (
     "SELECT transaction_id FROM timebank_post_as($9, $10, $1, 'exchange', $2, $3, $4, $5, 'benchmark', NULL, NULL, "
     "$6, $7, $8)"
 )
-ALLOWED = ["agency,member", "agency,member"]
 
 
 async def one_statement(dsn: str, org_id: int, accounts: list[int], caller: tuple[int, int], which: str, args) -> str:  # type: ignore[no-untyped-def]
     pool = await asyncpg.create_pool(dsn, min_size=args.clients, max_size=args.clients, ssl=False)
     day = dt.date.today()
-    user_id, version = caller
     calls = 0
     deadline = time.perf_counter() + args.seconds
 
@@ -55,16 +54,12 @@ async def one_statement(dsn: str, org_id: int, accounts: list[int], caller: tupl
                 giver, receiver = random.sample(accounts, 2)
                 key = f"{which}-{n}-{calls}-{random.random()}"
                 fingerprint = hashlib.sha256(key.encode()).hexdigest()
-                legs = ([giver, receiver], [30, -30], ALLOWED, day)
-                now = dt.datetime.now(dt.UTC)
-                if which == "bare":
-                    await statement.fetch(org_id, *legs, key, fingerprint, now)
-                elif which == "post_as":
-                    await statement.fetch(org_id, *legs, key, fingerprint, now, user_id, version)
+                if which == "service":
+                    arguments = exchange_arguments(org_id, giver, receiver, day, key, fingerprint, caller)
                 else:
-                    await statement.fetch(
-                        org_id, "exchange", *legs, "benchmark", None, user_id, key, fingerprint, now, user_id, version
-                    )
+                    arguments = exchange_arguments(org_id, giver, receiver, day, key, fingerprint, None)
+                    arguments += caller if which == "post_as" else ()
+                await statement.fetch(*arguments)
                 calls += 1
 
     cpu_before, began = postgres_cpu_seconds(), time.perf_counter()
