@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 
 HERE = Path(__file__).parent
+# The PostgreSQL server the benchmarks create their databases on (no database name).
+POSTGRES_SERVER = os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
 class ProcessSampler:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import uvloop
 
-from scripts.benchmark.measure import postgres_cpu_seconds
+from scripts.benchmark.measure import POSTGRES_SERVER, postgres_cpu_seconds
 from scripts.benchmark.run import TIMEZONE, Bench, create_bench_database, drop_database, seed
 from scripts.benchmark.sqlite_and_pages import PASSWORD
 from scripts.drills.live_server import SECRET_KEY, ServerProcess
@@ -175,9 +175,7 @@ def write_profile(path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-    )
+    parser.add_argument("--postgres", default=POSTGRES_SERVER)
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--reps", type=int, default=3)

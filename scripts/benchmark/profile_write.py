@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from scripts.benchmark.measure import ProcessSampler, wrk
+from scripts.benchmark.measure import POSTGRES_SERVER, ProcessSampler, wrk
 from scripts.benchmark.run import PLAIN_HTTP_COOKIES, TIMEZONE, create_bench_database, drop_database, seed
 from scripts.benchmark.sqlite_and_pages import browser_sign_in, cookie_header, sign_in
 from scripts.drills.live_server import ServerProcess
@@ -188,9 +188,7 @@ def package_of(frame: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-    )
+    parser.add_argument("--postgres", default=POSTGRES_SERVER)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--members", type=int, default=200)

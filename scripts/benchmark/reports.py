@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from scripts.benchmark.measure import POSTGRES_SERVER
 from timebank.db import Database, create_database
 from timebank.db.migrate import upgrade
 from timebank.models import AccountKind
@@ -45,7 +46,6 @@ from timebank.reports.closing import close_month
 from timebank.reports.exports import ledger_export_rows
 from timebank.reports.service import Period, add_months, monthly_report
 
-POSTGRES_SERVER = os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 TIMEZONE = "Europe/London"
 AMOUNTS = [15, 30, 45, 60, 90, 120, 180, 240]
 

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from scripts.benchmark.measure import HERE, ProcessSampler, postgres_cpu_seconds, run_measured, wrk
+from scripts.benchmark.measure import HERE, POSTGRES_SERVER, ProcessSampler, postgres_cpu_seconds, run_measured, wrk
 from scripts.benchmark.sqlite_and_pages import (
     TIMEZONE,
     Seeded,
@@ -682,9 +682,7 @@ def print_table(summary: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-    )
+    parser.add_argument("--postgres", default=POSTGRES_SERVER)
     parser.add_argument("--runs", type=int, default=3, help="repeat everything; medians are reported")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--concurrency", type=int, default=16, help="clients for the headline comparison")

@@ -27,7 +27,7 @@ import asyncpg
 import uvloop
 
 from scripts.benchmark.ceiling import BARE, exchange_arguments
-from scripts.benchmark.measure import postgres_cpu_seconds
+from scripts.benchmark.measure import POSTGRES_SERVER, postgres_cpu_seconds
 from scripts.benchmark.run import create_bench_database, drop_database, seed
 from timebank.db.migrate import upgrade
 from timebank.ledger.postgres_function import POST_STATEMENT
@@ -71,9 +71,7 @@ async def one_statement(dsn: str, org_id: int, accounts: list[int], caller: tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("TIMEBANK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-    )
+    parser.add_argument("--postgres", default=POSTGRES_SERVER)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--history", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=16)
