@@ -366,7 +366,7 @@ def sqlite_run(args: argparse.Namespace, run_number: int) -> dict:
                     writers=args.sqlite_read_writers,
                 )
         # The worker's memory under the writes and reads: the pages phase signs in twice, and
-        # each sign-in holds an argon2 hash's 64 MiB for a moment, so it is measured apart.
+        # each sign-in holds an argon2 hash's 19 MiB for a moment, so it is measured apart.
         results["max_rss_mb"] = sampler.peak_rss_mb()
         if "pages" in args.phases:
             with ProcessSampler(server.pid or 0) as paging:

@@ -4,7 +4,7 @@ SQLite phase (run.py's ``sqlite_run``): one ``timebank serve`` worker on a fresh
 configuration: WAL, ``synchronous=FULL``), exchange writes through HTTP at each
 concurrency of ``--sqlite-scan`` against the SQLite ceiling (``ceiling_sqlite.py``: the
 same statements from a minimal aiosqlite client) at the same concurrency, then balance
-reads with writes alongside, then a burst of sign-ins (each an argon2 hash of 64 MiB, which
+reads with writes alongside, then a burst of sign-ins (each an argon2 hash of 19 MiB, which
 the worker takes one at a time) with the worker's peak memory meanwhile, then
 ``timebank verify`` on what was written.
 

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from timebank.auth import rate_limit
-from timebank.auth.passwords import check_new_password, hash_password, normalise_username, verify_password
+from timebank.auth.passwords import (
+    check_new_password,
+    hash_password,
+    needs_rehash,
+    normalise_username,
+    verify_password,
+)
 from timebank.config import Settings
 from timebank.db import Database
 from timebank.models import ApiToken, BrowserSession, User
@@ -23,7 +29,7 @@ browser_sessions = BrowserSession.__table__
 # Verified against when the username is unknown, so both cases take the same time. A
 # literal, not hashed at import (that cost every worker 0.15 s of its start); made with
 # today's cost settings, which tests/api/test_auth.py holds it to (check_needs_rehash).
-DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$IR0gLtRMf/9O52u4l3gspg$bLiVYRTzk7vbIW7oKKMVw98yPncX7XhMJlkvtQTeoGs"
+DUMMY_HASH = "$argon2id$v=19$m=19456,t=10,p=2$llcEEIojzGy4pEoId3xnsg$FAuwO42sSYwIuI+DgH0qbmRDzyzmYyL5/fv5XQS7h18"
 
 
 class WrongCredentials(Exception):
@@ -56,16 +62,30 @@ async def authenticate(db: Database, settings: Settings, username: str, password
     ``WrongCredentials`` otherwise (counted as a failure). A success forgives the
     username's earlier failures.
     """
-    user = await _check_password(db, settings, username, password, client)
+    user, stored_hash = await _check_password(db, settings, username, password, client)
+    # A hash made with older settings is replaced now, while the password is in hand.
+    new_hash = await asyncio.to_thread(hash_password, password) if needs_rehash(stored_hash) else None
     async with db.transaction() as conn:
         await conn.execute(
             update(users).where(users.c.id == user.user_id).values(last_signed_in_at=dt.datetime.now(dt.UTC))
         )
+        if new_hash is not None:
+            # Only the hash just checked: a password changed meanwhile (a reset) stays changed.
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user.user_id, users.c.password_hash == stored_hash)
+                .values(password_hash=new_hash)
+            )
     return user
 
 
-async def _check_password(db: Database, settings: Settings, username: str, password: str, client: str) -> Authenticated:
-    """``authenticate`` without counting as a sign-in (changing a password asks for the current one)."""
+async def _check_password(
+    db: Database, settings: Settings, username: str, password: str, client: str
+) -> tuple[Authenticated, str]:
+    """``authenticate`` without counting as a sign-in (changing a password asks for the current one).
+
+    Returns the user and the stored hash the password matched.
+    """
     username = normalise_username(username)
     limits = _limits(settings)
     await rate_limit.check_not_throttled(db, username, client, **limits)
@@ -83,7 +103,7 @@ async def _check_password(db: Database, settings: Settings, username: str, passw
         await rate_limit.record_failure(db, username, client, window=limits["window"])
         raise WrongCredentials
     await rate_limit.clear_user_failures(db, username)
-    return Authenticated(user.id, username, user.must_change_password)
+    return Authenticated(user.id, username, user.must_change_password), user.password_hash
 
 
 async def change_password(

@@ -142,7 +142,9 @@ async def _new_user(
         check_new_password(password)
     except ValueError as exc:
         raise errors.InvalidEntry(str(exc), field="password") from None
-    user = User(username=normalised, password_hash=hash_password(password), email=email, must_change_password=temporary)
+    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = User(username=normalised, password_hash=password_hash, email=email, must_change_password=temporary)
     session.add(user)
     await session.flush()
     return user
