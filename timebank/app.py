@@ -28,7 +28,7 @@ from timebank.config import Settings, get_settings
 from timebank.control_characters import control_character_middleware
 from timebank.corrections.endpoints import CorrectionController
 from timebank.db import Database, create_database
-from timebank.db.migrate import SchemaNotCurrent, schema_status
+from timebank.db.schema_version import SchemaNotCurrent, schema_status_unless_current
 from timebank.errors import EXCEPTION_HANDLERS
 from timebank.exchanges.endpoints import ExchangeController
 from timebank.health.endpoints import health, ready
@@ -155,11 +155,11 @@ async def refuse_a_schema_that_is_not_current(db: Database) -> None:
     """
     try:
         async with db.engine.connect() as conn:
-            status = await schema_status(conn)
+            status = await schema_status_unless_current(conn)
     except (OSError, DBAPIError) as exc:
         logger.warning("schema check skipped: database unreachable", error=type(exc).__name__)
         return
-    if not status.is_current:
+    if status is not None:
         raise SchemaNotCurrent(status)
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from timebank.db import Database
-    from timebank.db.migrate import SchemaStatus
+    from timebank.db.schema_version import SchemaStatus
 
 T = TypeVar("T")
 console = Console(soft_wrap=True)  # long paths and messages stay on one line in logs
@@ -101,6 +101,19 @@ def _schema_status() -> "SchemaStatus":
     async def work(db: "Database") -> "SchemaStatus":
         async with db.engine.connect() as conn:
             return await schema_status(conn)
+
+    # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
+    return _with_database(work)
+
+
+def _schema_status_unless_current() -> "SchemaStatus | None":
+    """``_schema_status``, but None at once for a current database, without importing Alembic
+    (its 10 MB would stay in the one worker, or in every forked one: db/schema_version.py)."""
+    from timebank.db.schema_version import schema_status_unless_current
+
+    async def work(db: "Database") -> "SchemaStatus | None":
+        async with db.engine.connect() as conn:
+            return await schema_status_unless_current(conn)
 
     # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
     return _with_database(work)
@@ -492,11 +505,11 @@ def serve(host: str | None, port: int | None, workers: int | None, production: b
         err_console.print(f"[red]Not serving:[/] {exc}", soft_wrap=True)
         sys.exit(2)
     try:
-        status = _schema_status()
+        status = _schema_status_unless_current()
     except (OSError, DBAPIError) as exc:  # unreachable: start anyway, answer 503 until it is back
         err_console.print(f"[yellow]Database unreachable ({type(exc).__name__}); the schema is checked at start-up.[/]")
     else:
-        if not status.is_current:
+        if status is not None:
             plan.discard()
             err_console.print(f"[red]Timebank will not start:[/] {status.describe()}.")
             sys.exit(1)

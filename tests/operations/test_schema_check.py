@@ -2,6 +2,9 @@
 will not start on a database that is not at its latest migration."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -12,7 +15,8 @@ from tests.operations.conftest import run_cli
 from tests.operations.test_upgrades import EARLIER, HEAD
 from timebank.app import create_app
 from timebank.db import create_database
-from timebank.db.migrate import SchemaNotCurrent, upgrade
+from timebank.db.migrate import upgrade
+from timebank.db.schema_version import SchemaNotCurrent, shipped_head
 
 
 async def set_revision(url: str, revision: str) -> None:
@@ -61,9 +65,11 @@ class TestMigrateCheck:
 
 
 class TestTheServiceRefusesToStart:
-    @pytest.mark.parametrize("where", ["behind", "ahead"])
+    @pytest.mark.parametrize("where", ["never migrated", "behind", "ahead"])
     async def test_on_a_database_behind_or_ahead_of_its_code(self, fresh_url, where):
-        if where == "behind":
+        if where == "never migrated":
+            pass
+        elif where == "behind":
             await asyncio.to_thread(upgrade, fresh_url, EARLIER[0])
         else:
             await asyncio.to_thread(upgrade, fresh_url)
@@ -76,10 +82,52 @@ class TestTheServiceRefusesToStart:
         served = await asyncio.to_thread(run_cli, fresh_url, "serve", "--port", "1")
         assert served.exit_code == 1
         assert "will not start" in served.output
-        assert ("run `timebank migrate`" if where == "behind" else "newer version") in " ".join(served.output.split())
+        assert ("newer version" if where == "ahead" else "run `timebank migrate`") in " ".join(served.output.split())
 
     async def test_but_starts_on_a_current_one(self, fresh_url):
         await asyncio.to_thread(upgrade, fresh_url)
         app = create_app(settings_for_tests(database_url=fresh_url))
         async with AsyncTestClient(app) as client:
             assert (await client.get("/ready")).status_code == 200
+
+
+def test_the_newest_migration_file_is_alembics_head() -> None:
+    """The start check reads the head from the migration files' dated names
+    (db/schema_version.py): a migration named otherwise, or a branch in the history,
+    must fail here rather than let the service start on the wrong schema."""
+    assert shipped_head() == HEAD
+
+
+_START_ON_A_CURRENT_DATABASE = """
+import asyncio, sys
+from litestar.testing import AsyncTestClient
+from timebank.app import create_app
+from timebank.config import Settings
+
+async def main():
+    settings = Settings(environment="test", secret_key="x" * 40, database_url=sys.argv[1])
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert (await client.get("/ready")).status_code == 200
+
+asyncio.run(main())
+from timebank.cli import _schema_status_unless_current  # what `timebank serve` checks first
+
+assert _schema_status_unless_current() is None
+print("loaded:", "alembic" in sys.modules, "mako" in sys.modules)
+"""
+
+
+async def test_a_start_on_a_current_database_does_not_load_alembic(fresh_url) -> None:
+    """Alembic adds 10 MB to a worker (docs/performance.md, round nine): both start checks on a
+    current database (the app's, and ``timebank serve``'s before it) must do without it."""
+    await asyncio.to_thread(upgrade, fresh_url)
+    started = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _START_ON_A_CURRENT_DATABASE, fresh_url],
+        env={**os.environ, "TIMEBANK_DATABASE_URL": fresh_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+    assert "loaded: False False" in started.stdout.splitlines(), started.stdout

@@ -10,7 +10,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import uvicorn._subprocess
@@ -154,7 +153,7 @@ class TestProductionRuns:
         calls: list[dict] = []
         monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append(options))
         # No database here: the schema check before serving (tests/operations) is not this test's.
-        monkeypatch.setattr("timebank.cli._schema_status", lambda: SimpleNamespace(is_current=True))
+        monkeypatch.setattr("timebank.cli._schema_status_unless_current", lambda: None)
         done = CliRunner().invoke(main, ["serve", "--port", "8124"])
         assert done.exit_code == 0, done.output
         assert calls[0]["proxy_headers"] is False and calls[0]["workers"] == 1

@@ -1,8 +1,5 @@
 """Run the Alembic migrations from code (the command line and the tests use this)."""
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,8 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.config import to_async_url
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+from timebank.db.schema_version import MIGRATIONS_DIR, SchemaStatus
 
 
 def alembic_config(database_url: str) -> Config:
@@ -51,37 +47,6 @@ async def upgrade_on(connection: AsyncConnection, revision: str = "head") -> Non
     await connection.run_sync(_run)
 
 
-@dataclass(frozen=True)
-class SchemaStatus:
-    """Where a database's schema stands against the migrations this code ships."""
-
-    current: tuple[str, ...]  # the revision(s) recorded in the database; empty when never migrated
-    head: str
-    behind: int  # migrations still to apply; 0 when at head or ahead
-    unknown: tuple[str, ...]  # recorded revisions this code does not know (a newer version migrated it)
-
-    @property
-    def is_current(self) -> bool:
-        return self.current == (self.head,)
-
-    def describe(self) -> str:
-        """One sentence a person can act on."""
-        if self.is_current:
-            return f"the database is at the latest migration ({self.head})"
-        if self.unknown:
-            return (
-                f"the database is at migration {', '.join(self.unknown)}, which this version of Timebank does not "
-                f"know (its latest is {self.head}): it was migrated by a newer version. Run that version, "
-                "or restore a backup taken before the upgrade"
-            )
-        if not self.current:
-            return f"the database has no schema yet ({self.behind} migration(s) to apply): run `timebank migrate`"
-        return (
-            f"the database is {self.behind} migration(s) behind (at {', '.join(self.current)}, latest {self.head}): "
-            "run `timebank migrate`"
-        )
-
-
 def schema_status_of(sync_connection: Connection, database_url: str) -> SchemaStatus:
     """Compare the revision recorded in the database with the scripts' head (on a sync connection)."""
     script = ScriptDirectory.from_config(alembic_config(database_url))
@@ -101,11 +66,3 @@ async def schema_status(connection: AsyncConnection) -> SchemaStatus:
     """Where the schema of the database behind ``connection`` stands."""
     url = connection.engine.url.render_as_string(hide_password=False)
     return await connection.run_sync(schema_status_of, url)
-
-
-class SchemaNotCurrent(RuntimeError):
-    """The database is behind or ahead of this code: the service must not start on it."""
-
-    def __init__(self, status: SchemaStatus) -> None:
-        super().__init__(f"Timebank will not start: {status.describe()}.")
-        self.status = status
