@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.config import to_async_url
@@ -192,16 +193,16 @@ def _create_postgres_engine(
 
 
 def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEngine:
-    # An autocommit connection never holds a transaction, so the rollback the pool sends
-    # when one is handed back would do nothing but cost a trip to aiosqlite's thread
-    # (on every request). The transaction engine keeps it, as the last guard of SQLite's
-    # one write lock should a transaction ever be left open.
-    autocommit_options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    # The pool's rollback when a connection is handed back would cost a trip to aiosqlite's
+    # thread on every request, and after a commit it does nothing. An autocommit connection
+    # never holds a transaction; a transaction connection is rolled back only if one is
+    # still open (``_roll_back_if_still_open``), the last guard of SQLite's one write lock.
     engine = create_async_engine(
         url,
         echo=echo,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        **autocommit_options,
+        pool_reset_on_return=None,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -220,6 +221,17 @@ def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEng
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Sent by aiosqlite itself: one trip to its thread, where SQLAlchemy's cursor
+            # makes three (open, execute, close). Its errors ("database is locked") are
+            # raised as SQLAlchemy's, which the retries know (db/retry.py).
+            try:
+                await_only(conn.connection.driver_connection.execute_fetchall("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
+
+        @event.listens_for(engine.sync_engine, "reset")
+        def _roll_back_if_still_open(dbapi_connection, _record, reset_state) -> None:  # type: ignore[no-untyped-def]
+            if reset_state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+                dbapi_connection.rollback()
 
     return engine
