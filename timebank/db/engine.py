@@ -4,7 +4,9 @@ PostgreSQL runs at READ COMMITTED and the ledger locks account rows explicitly.
 SQLite serialises writers: every transaction starts with ``BEGIN IMMEDIATE``,
 so a read-then-write can never interleave with another writer. Within one
 process, writers queue for that lock in order on an ``asyncio.Lock`` first
-(``sqlite_writer_turn``) instead of in SQLite's busy handler.
+(``sqlite_writer_turn``) instead of in SQLite's busy handler. A read session
+(``Database.read_session``) begins ``DEFERRED`` instead and does not queue: in WAL
+mode it reads the last commit while the one writer goes on.
 """
 
 import asyncio
@@ -28,6 +30,8 @@ from timebank.config import to_async_url
 from timebank.monitoring import metrics
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The execution option of a read session's connections on SQLite (Database.read_session).
+_READ_ONLY = "timebank_read_only"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 # One FIFO queue of writers per event loop and SQLite file, shared by every Database on it.
@@ -91,6 +95,7 @@ class Database:
     engine: AsyncEngine
     autocommit_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
     # The SQLite file (absolute path) whose writers queue in this process; None on PostgreSQL.
     sqlite_file: str | None = None
 
@@ -118,6 +123,17 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """An ORM session; on SQLite its transaction begins IMMEDIATE, so it waits its turn as a writer."""
         async with self._writer_turn(), self.sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session that only reads, and so never waits among the writers.
+
+        On SQLite its transaction begins DEFERRED: it reads the last commit while a writer
+        goes on (WAL), without the writer turn. On PostgreSQL it is READ ONLY, so a write
+        slipped into one is refused; on both it ends rolled back, whatever was done in it.
+        """
+        async with self.read_sessions() as session:
             yield session
 
     @asynccontextmanager
@@ -158,9 +174,17 @@ def create_database(
     else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    reading = engine.execution_options(**({_READ_ONLY: True} if sqlite_file else {"postgresql_readonly": True}))
+    read_sessions = async_sessionmaker(reading, class_=AsyncSession, expire_on_commit=False)
     metrics.instrument_pool(engine, "transaction")
     metrics.instrument_pool(autocommit_engine, "autocommit")
-    return Database(engine=engine, autocommit_engine=autocommit_engine, sessions=sessions, sqlite_file=sqlite_file)
+    return Database(
+        engine=engine,
+        autocommit_engine=autocommit_engine,
+        sessions=sessions,
+        read_sessions=read_sessions,
+        sqlite_file=sqlite_file,
+    )
 
 
 def _create_postgres_engine(
@@ -221,13 +245,15 @@ def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEng
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            # Sent by aiosqlite itself: one trip to its thread, where SQLAlchemy's cursor
-            # makes three (open, execute, close). Its errors ("database is locked") are
-            # raised as SQLAlchemy's, which the retries know (db/retry.py).
+            # A writer takes SQLite's write lock at once; a read session (Database.read_session)
+            # only reads, and takes it never. Sent by aiosqlite itself: one trip to its thread,
+            # where SQLAlchemy's cursor makes three (open, execute, close). Its errors
+            # ("database is locked") are raised as SQLAlchemy's, which the retries know.
+            begin = "BEGIN DEFERRED" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
             try:
-                await_only(conn.connection.driver_connection.execute_fetchall("BEGIN IMMEDIATE"))
+                await_only(conn.connection.driver_connection.execute_fetchall(begin))
             except sqlite3.Error as exc:
-                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
+                raise DBAPIError.instance(begin, (), exc, sqlite3.Error) from exc
 
         @event.listens_for(engine.sync_engine, "reset")
         def _roll_back_if_still_open(dbapi_connection, _record, reset_state) -> None:  # type: ignore[no-untyped-def]

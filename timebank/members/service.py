@@ -209,7 +209,7 @@ async def password_reset_refusal(db: Database, organisation_id: int, member_id: 
     more than this organisation). The reasons: ``no_sign_in``, ``not_a_plain_member``,
     ``site_admin``, ``member_elsewhere``.
     """
-    async with db.session() as session:
+    async with db.read_session() as session:
         member = await _member_in(session, organisation_id, member_id)
         if member.user_id is None:
             return "no_sign_in"
@@ -308,7 +308,7 @@ def _member_view_query():  # type: ignore[no-untyped-def]
 
 
 async def get_member(db: Database, organisation_id: int, member_id: int) -> MemberView:
-    async with db.session() as session:
+    async with db.read_session() as session:
         row = (
             await session.exec(
                 _member_view_query().where(Member.organisation_id == organisation_id, Member.id == member_id)
@@ -329,7 +329,7 @@ async def list_members(
         conditions.append(Member.display_name.ilike(f"%{escaped}%", escape="\\"))  # type: ignore[attr-defined]
     if active is not None:
         conditions.append(Member.is_active == active)
-    async with db.session() as session:
+    async with db.read_session() as session:
         rows = (
             await session.exec(
                 _member_view_query()
@@ -495,7 +495,7 @@ class AccessView:
 
 async def list_access(db: Database, organisation_id: int) -> list[AccessView]:
     """Every member of the organisation, active or not, by name, with their sign-in if any."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         rows = (
             await session.exec(
                 select(
@@ -541,7 +541,7 @@ async def clear_sign_in_lockout(
 async def name_in_organisation(db: Database, organisation_id: int, user_id: int) -> str | None:
     """What the organisation calls a user (who recorded an entry): their member name here, or
     None if they are not a member of it (a site administrator, say)."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         return (
             await session.exec(
                 select(Member.display_name).where(Member.organisation_id == organisation_id, Member.user_id == user_id)

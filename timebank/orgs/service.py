@@ -108,7 +108,7 @@ class FirstCoordinator:
 
 
 async def get_organisation_by_slug(db: Database, slug: str) -> Organisation:
-    async with db.session() as session:
+    async with db.read_session() as session:
         found = (await session.exec(select(Organisation).where(Organisation.slug == slug))).first()
     if found is None:
         raise errors.OrganisationNotFound(f"no organisation {slug!r}")
@@ -247,7 +247,7 @@ async def active_category_names(db: Database, organisation_id: int) -> list[str]
 
 
 async def get_organisation_details(db: Database, organisation_id: int) -> OrganisationDetails:
-    async with db.session() as session:
+    async with db.read_session() as session:
         organisation = await session.get(Organisation, organisation_id)
         if organisation is None:
             raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
@@ -285,7 +285,7 @@ async def list_categories(db: Database, organisation_id: int) -> list[CategoryIn
         .where(Transaction.organisation_id == organisation_id, Transaction.category_id == Category.id)
         .scalar_subquery()
     )
-    async with db.session() as session:
+    async with db.read_session() as session:
         rows = (
             await session.exec(
                 select(Category.id, Category.name, Category.is_active, entries)
@@ -334,7 +334,7 @@ async def check_category_name_free(
 ) -> None:
     """Refuse (``LedgerConflict``, reason ``name_taken`` or ``name_retired``) a name another
     category already has: the check step asks before anything is saved."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         await _same_name(session, organisation_id, name, except_id)
 
 
@@ -434,7 +434,7 @@ class MemberBelow:
 async def members_below(db: Database, organisation_id: int, minimum_minutes: int) -> list[MemberBelow]:
     """Members whose balance is already below ``minimum_minutes``, lowest first: what
     tightening the minimum balance would hold at their balance (``_refloor_member_accounts``)."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         rows = (
             await session.exec(
                 select(Member.id, Member.display_name, Account.balance_minutes)
