@@ -115,8 +115,7 @@ def _schema_status_unless_current() -> "SchemaStatus | None":
         async with db.engine.connect() as conn:
             return await schema_status_unless_current(conn)
 
-    # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
-    return _with_database(work)
+    return _with_database(work)  # not _run, as in _schema_status
 
 
 @main.group()

@@ -257,7 +257,10 @@ def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEng
 
         @event.listens_for(engine.sync_engine, "reset")
         def _roll_back_if_still_open(dbapi_connection, _record, reset_state) -> None:  # type: ignore[no-untyped-def]
-            if reset_state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+            # Not for a connection being thrown away: closing it lets go of its locks.
+            if reset_state.terminate_only or not reset_state.asyncio_safe:
+                return
+            if dbapi_connection.driver_connection.in_transaction:
                 dbapi_connection.rollback()
 
     return engine
