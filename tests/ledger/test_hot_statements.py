@@ -121,7 +121,10 @@ async def test_a_refused_write_is_sqlalchemys_integrity_error_and_writes_nothing
     assert written == 1  # the exchange's own posting only
 
 
-async def test_a_locked_sqlite_file_is_the_operational_error_the_retries_know(sqlite_org: Org) -> None:
+@pytest.mark.parametrize("refused_at", ["a hot statement", "a transaction's BEGIN"])
+async def test_a_locked_sqlite_file_is_the_operational_error_the_retries_know(sqlite_org: Org, refused_at: str) -> None:
+    """Hot statements are sent by aiosqlite itself, and so is a transaction's ``BEGIN
+    IMMEDIATE`` (db/engine.py): SQLite's refusal must still arrive as SQLAlchemy's error."""
     db, org = sqlite_org.db, sqlite_org
     account = await org.member()
     set_version = HotStatement(
@@ -133,36 +136,16 @@ async def test_a_locked_sqlite_file_is_the_operational_error_the_retries_know(sq
     other = sqlite3.connect(db.sqlite_file, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        async with db.autocommit() as conn:
+        engine = db.autocommit_engine if refused_at == "a hot statement" else db.engine
+        async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             await raw.execute("PRAGMA busy_timeout=0")
             try:
                 with pytest.raises(OperationalError) as refused:
-                    await set_version.execute_many_in(conn, [{"organisation_id": org.id, "id": account}])
-            finally:
-                await raw.execute("PRAGMA busy_timeout=30000")
-        assert "database is locked" in str(refused.value.orig)
-        assert is_retryable(refused.value)
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
-
-
-async def test_a_transaction_that_finds_the_sqlite_file_locked_is_the_error_the_retries_know(
-    sqlite_org: Org,
-) -> None:
-    """``BEGIN IMMEDIATE`` is sent by aiosqlite itself (db/engine.py), not through SQLAlchemy's
-    cursor, so its refusal must still arrive as SQLAlchemy's ``OperationalError``."""
-    db = sqlite_org.db
-    other = sqlite3.connect(db.sqlite_file, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        async with db.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            await raw.execute("PRAGMA busy_timeout=0")
-            try:
-                with pytest.raises(OperationalError) as refused:
-                    await conn.begin()
+                    if refused_at == "a hot statement":
+                        await set_version.execute_many_in(conn, [{"organisation_id": org.id, "id": account}])
+                    else:
+                        await conn.begin()
             finally:
                 await raw.execute("PRAGMA busy_timeout=30000")
         assert "database is locked" in str(refused.value.orig)
