@@ -411,7 +411,6 @@ print(rss_mb() - before)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's size from /proc")
 def test_the_memory_of_each_hash_is_given_back() -> None:
     """A room signing in at once runs its hashes in the thread pool's threads. Each hash's
     memory must go back to the system when it ends: with glibc's default thresholds, each
