@@ -20,6 +20,7 @@ from timebank.config import get_settings
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from timebank.db import Database
     from timebank.db.schema_version import SchemaStatus
@@ -98,12 +99,7 @@ def migrate(check: bool) -> None:
 def _schema_status() -> "SchemaStatus":
     from timebank.db.migrate import schema_status
 
-    async def work(db: "Database") -> "SchemaStatus":
-        async with db.engine.connect() as conn:
-            return await schema_status(conn)
-
-    # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
-    return _with_database(work)
+    return _on_a_connection(schema_status)
 
 
 def _schema_status_unless_current() -> "SchemaStatus | None":
@@ -111,11 +107,16 @@ def _schema_status_unless_current() -> "SchemaStatus | None":
     (its 10 MB would stay in the one worker, or in every forked one: db/schema_version.py)."""
     from timebank.db.schema_version import schema_status_unless_current
 
-    async def work(db: "Database") -> "SchemaStatus | None":
-        async with db.engine.connect() as conn:
-            return await schema_status_unless_current(conn)
+    return _on_a_connection(schema_status_unless_current)
 
-    return _with_database(work)  # not _run, as in _schema_status
+
+def _on_a_connection(check: "Callable[[AsyncConnection], Awaitable[T]]") -> T:
+    async def work(db: "Database") -> T:
+        async with db.engine.connect() as conn:
+            return await check(conn)
+
+    # Not _run: its refusals come from the ledger, which ``serve``'s parent need not import.
+    return _with_database(work)
 
 
 @main.group()

@@ -67,11 +67,9 @@ class TestMigrateCheck:
 class TestTheServiceRefusesToStart:
     @pytest.mark.parametrize("where", ["never migrated", "behind", "ahead"])
     async def test_on_a_database_behind_or_ahead_of_its_code(self, fresh_url, where):
-        if where == "never migrated":
-            pass
-        elif where == "behind":
+        if where == "behind":
             await asyncio.to_thread(upgrade, fresh_url, EARLIER[0])
-        else:
+        elif where == "ahead":
             await asyncio.to_thread(upgrade, fresh_url)
             await set_revision(fresh_url, "9999")
         app = create_app(settings_for_tests(database_url=fresh_url))

@@ -35,13 +35,9 @@ async def recorded_revisions(conn: AsyncConnection) -> tuple[str, ...]:
     return tuple(sorted(row[0] for row in rows))
 
 
-async def is_at_shipped_head(conn: AsyncConnection) -> bool:
-    return await recorded_revisions(conn) == (shipped_head(),)
-
-
 async def schema_status_unless_current(conn: AsyncConnection) -> "SchemaStatus | None":
     """None for a database at the latest migration; otherwise where it stands, from Alembic."""
-    if await is_at_shipped_head(conn):
+    if await recorded_revisions(conn) == (shipped_head(),):
         return None
     from timebank.db.migrate import schema_status
 
