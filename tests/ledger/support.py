@@ -3,11 +3,13 @@
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
@@ -155,3 +157,16 @@ async def execute_and_roll_back(db: Database, *statements: tuple[Any, dict[str, 
                 await conn.execute(text(statement) if isinstance(statement, str) else statement, params)
         finally:
             await conn.rollback()
+
+
+def count_calls_to_the_thread(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every call aiosqlite hands to its connection's thread from now on, by function."""
+    calls: Counter[str] = Counter()
+    original = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[getattr(fn, "__name__", "call")] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls

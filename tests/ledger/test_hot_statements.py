@@ -10,18 +10,16 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
-import aiosqlite
 import asyncpg
 import pytest
 from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from tests.conftest import EmptyDatabase, Org, make_org, today
-from tests.ledger.support import exchange
+from tests.ledger.support import count_calls_to_the_thread, exchange
 from timebank.db import Database, create_database
 from timebank.db.hot_path import CONNECTION_ERRORS, HotStatement, in_json_list
 from timebank.db.migrate import upgrade
@@ -175,48 +173,16 @@ async def test_a_connection_handed_back_with_a_transaction_open_lets_go_of_the_w
         other.close()
 
 
-def _count_calls_to_the_thread(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Every call aiosqlite hands to its connection's thread from now on, by function."""
-    calls: Counter[str] = Counter()
-    original = aiosqlite.Connection._execute
-
-    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls[getattr(fn, "__name__", "call")] += 1
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return calls
-
-
 async def test_a_read_on_sqlite_is_one_call_to_aiosqlites_thread(
     sqlite_org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The statement itself; no rollback when its autocommit connection goes back to the pool."""
     account = await sqlite_org.member()
     await get_account(sqlite_org.db, sqlite_org.id, account)  # the pool has a connection open
-    calls = _count_calls_to_the_thread(monkeypatch)
+    calls = count_calls_to_the_thread(monkeypatch)
     read = await get_account(sqlite_org.db, sqlite_org.id, account)
     assert read.id == account
     assert calls == {"_execute_fetchall": 1}
-
-
-async def test_an_exchange_on_sqlite_is_seven_calls_to_aiosqlites_thread(
-    sqlite_org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Through SQLAlchemy's adapter the same write took 26: each call is a wait for the event loop.
-
-    (On PostgreSQL an exchange is one statement, ``timebank_post``.)"""
-    org = sqlite_org
-    giver, receiver = await org.member(), await org.member()
-    await exchange(org, giver, receiver, 30)  # the connections are open and warm
-    calls = _count_calls_to_the_thread(monkeypatch)
-    posted = await exchange(org, giver, receiver, 30)
-    assert posted.created
-    # BEGIN IMMEDIATE; the claim, the locked accounts, the rules, the postings, the balances;
-    # COMMIT: one call each, as the SQLite ceiling makes (scripts/benchmark/ceiling_sqlite.py).
-    # Ten before round nine of docs/performance.md: BEGIN through SQLAlchemy's cursor (open,
-    # execute, close), and the pool's rollback after the commit.
-    assert sum(calls.values()) == 7, calls
 
 
 @asynccontextmanager

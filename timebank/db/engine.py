@@ -76,6 +76,11 @@ async def sqlite_writer_turn(sqlite_file: str) -> AsyncIterator[None]:
         lock.release()
 
 
+def holds_writer_turn(sqlite_file: str) -> bool:
+    """Whether this task (or the task that started it) holds the writer turn of ``sqlite_file``."""
+    return sqlite_file in _holding_turn.get()
+
+
 def as_utc(value: dt.datetime) -> dt.datetime:
     """A stored time as UTC: SQLite hands datetimes back naive, and every one stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

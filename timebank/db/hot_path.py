@@ -21,10 +21,14 @@ are raised as SQLAlchemy's (``OperationalError``, ``IntegrityError``), so the re
 error handlers treat them exactly as before.
 """
 
+import asyncio
+import contextvars
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiosqlite
 import asyncpg
@@ -37,7 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from timebank.db.engine import Database
+from timebank.db.engine import Database, holds_writer_turn, sqlite_writer_turn
+
+T = TypeVar("T")
 
 # Errors after which the connection cannot be trusted again.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,6 +87,138 @@ async def pooled_driver_connection(db: Database) -> AsyncIterator[Any]:
         raise
     finally:
         await greenlet_spawn(pooled.close)
+
+
+async def sqlite_write_in_one_call(db: Database, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` as one SQLite write transaction, run whole in a single call to a connection's thread.
+
+    ``BEGIN IMMEDIATE``, ``work`` (which sends its statements on the sqlite3 connection
+    it is given, with ``all_now`` and ``many_now``), then ``COMMIT``; if ``work`` raises,
+    ``ROLLBACK``, and the error goes on to the caller. Errors are raised as SQLAlchemy's,
+    so the retries see a busy file (``database is locked``) as before.
+
+    Sent statement by statement, a write makes seven trips to aiosqlite's thread and back
+    while it holds the writer turn, and every trip back waits for the event loop to come
+    round to it between other requests' work: the turn, not the CPU, set the pace. Here the
+    writes that arrive while one is on its way wait together (``_OneCallQueue``), and the
+    next turn sends all of them in one call: the thread runs them one after another, each
+    its own transaction with its own commit, while the event loop serves other requests.
+    The turn (``sqlite_writer_turn``) and the pool are those of ``Database.transaction()``,
+    so these writes still queue in order with every other writer of the process.
+    """
+    assert db.sqlite_file is not None, "SQLite only"
+    if holds_writer_turn(db.sqlite_file):
+        # Inside a write transaction of this very task, which the queue would wait behind
+        # for ever: sent on its own, it meets SQLite's lock, as a nested transaction does.
+        (outcome,) = await _on_a_pooled_connection(db, [work])
+        return outcome.value()
+    loop = asyncio.get_running_loop()
+    queue = _one_call_queues.setdefault(loop, {}).setdefault(db.sqlite_file, _OneCallQueue())
+    done: asyncio.Future[_Outcome] = loop.create_future()
+    queue.waiting.append((work, done))
+    if queue.sender is None:
+        # A task of its own, in a context of its own: not cancelled with the request that
+        # happened to start it, and not inheriting that request's turn.
+        queue.sender = asyncio.create_task(queue.send_waiting(db), context=contextvars.Context())
+    return (await done).value()
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one transaction of a call came to: its result, or what it raised."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+    def value(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+# The most transactions sent in one call: a bound on how long a writer of another kind
+# (an ORM session), queued behind them for the turn, waits.
+_MOST_IN_ONE_CALL = 32
+
+
+@dataclass
+class _OneCallQueue:
+    """The one-call writes of one event loop and SQLite file that wait to be sent, and their sender."""
+
+    waiting: list[tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[_Outcome]"]] = field(default_factory=list)
+    sender: "asyncio.Task[None] | None" = None
+
+    async def send_waiting(self, db: Database) -> None:
+        """Send what waits, one call per writer turn, until nothing does."""
+        assert db.sqlite_file is not None
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[_Outcome]]] = []
+        try:
+            while self.waiting:
+                async with sqlite_writer_turn(db.sqlite_file):
+                    # Taken once the turn is ours, so whatever arrived meanwhile goes too. A caller
+                    # that has gone (cancelled) is left out: nothing of it is written.
+                    batch = [(work, done) for work, done in self.waiting[:_MOST_IN_ONE_CALL] if not done.done()]
+                    del self.waiting[:_MOST_IN_ONE_CALL]
+                    if batch:
+                        outcomes = await _on_a_pooled_connection(db, [work for work, _ in batch])
+                        for (_, done), outcome in zip(batch, outcomes, strict=True):
+                            if not done.done():
+                                done.set_result(outcome)
+                    batch = []
+        except BaseException as exc:
+            # No turn in time (30 s), no connection, or the loop is closing: every caller still
+            # waiting is told, and none of their work was sent.
+            for _, done in (*batch, *self.waiting):
+                if not done.done():
+                    done.set_result(_Outcome(error=exc))
+            self.waiting.clear()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.sender = None
+
+
+_one_call_queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _OneCallQueue]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _on_a_pooled_connection(db: Database, works: list[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
+    """Each of ``works`` as its own transaction, in order, in one call to a pooled connection's thread."""
+    pooled = await greenlet_spawn(_check_out, db.engine.sync_engine)
+    try:
+        raw: aiosqlite.Connection = pooled.driver_connection
+        # aiosqlite's own way to run a function on its thread, behind anything already queued
+        # there (every public method of aiosqlite goes through it).
+        return await raw._execute(_each_in_its_own_transaction, raw._conn, works)
+    finally:
+        await greenlet_spawn(pooled.close)
+
+
+def _each_in_its_own_transaction(
+    conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]
+) -> list[_Outcome]:
+    outcomes = []
+    for work in works:
+        try:
+            outcomes.append(_Outcome(result=_in_one_transaction(conn, work)))
+        except BaseException as exc:  # this write's own refusal or error: the others go on
+            outcomes.append(_Outcome(error=exc))
+    return outcomes
+
+
+def _in_one_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    with _as_sqlalchemy_error("BEGIN IMMEDIATE", ()):
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        with _as_sqlalchemy_error("COMMIT", ()):
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a refusal, an error, or a COMMIT that failed: nothing is kept
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _check_out(engine: Engine) -> PoolProxiedConnection:
@@ -152,6 +290,20 @@ class _SQLiteForm:
         raw = (await conn.get_raw_connection()).driver_connection
         with _as_sqlalchemy_error(self.sql, values):
             await raw.executemany(self.sql, values)
+
+    # The same two, on the sqlite3 connection itself: for work already on its thread
+    # (``sqlite_write_in_one_call``).
+
+    def all_now(self, conn: sqlite3.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        values = self.bind(parameters)
+        with _as_sqlalchemy_error(self.sql, values):
+            rows = conn.execute(self.sql, values).fetchall()
+        return [self.row(row) for row in rows]
+
+    def many_now(self, conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        values = [self.bind(parameters) for parameters in rows]
+        with _as_sqlalchemy_error(self.sql, values):
+            conn.executemany(self.sql, values)
 
 
 @contextmanager

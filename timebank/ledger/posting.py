@@ -5,7 +5,8 @@ Each operation validates its request into a ``PostingRequest`` and hands it to
 
 - ``postgres_function.py``: on PostgreSQL, the whole posting in one round trip
   (the ``timebank_post`` function);
-- ``stepwise.py``: statement by statement, on any database (SQLite; reversals).
+- ``stepwise.py``: statement by statement, on any database (SQLite; reversals); on
+  SQLite a new posting's statements all go in one call to the database's thread.
 
 Both keep the same contract, and every ledger test runs on both databases.
 """
@@ -28,7 +29,7 @@ from timebank.ledger import errors
 from timebank.ledger.amounts import minutes_to_hours
 from timebank.ledger.entries import Leg, PostedTransaction, PostingRequest
 from timebank.ledger.postgres_function import post_in_one_round_trip
-from timebank.ledger.stepwise import post_stepwise
+from timebank.ledger.stepwise import post_new_in_one_call, post_stepwise
 from timebank.models import Account, AccountKind, Organisation, TransactionKind, category_key
 from timebank.monitoring import metrics
 
@@ -414,9 +415,15 @@ async def _post_uncounted(db: Database | AsyncConnection, request: PostingReques
 
 
 async def _write_with_retries(db: Database, request: PostingRequest) -> PostedTransaction:
-    if db.is_postgres and request.reverses_id is None:
-        # One statement is its own transaction: no BEGIN or COMMIT round trips.
-        return await with_retries(lambda: post_in_one_round_trip(db, request))
+    if request.reverses_id is None:
+        if db.is_postgres:
+            # One statement is its own transaction: no BEGIN or COMMIT round trips.
+            return await with_retries(lambda: post_in_one_round_trip(db, request))
+        # SQLite: the whole transaction in one call to the database's thread.
+        posted = await with_retries(lambda: post_new_in_one_call(db, request))
+        if posted is not None:
+            return posted
+        # The key was taken (a retry of a posted request): answered below, by replaying it.
     return await run_in_transaction(db, lambda conn: post_stepwise(conn, request))
 
 

@@ -18,7 +18,8 @@ by running every ledger test on both databases.
 """
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.auth.sign_in_cache import SignInCheck, caller_parameter, sign_in_version_of_caller
-from timebank.db.hot_path import HotStatement, in_json_list
+from timebank.db.engine import Database
+from timebank.db.hot_path import HotStatement, in_json_list, sqlite_write_in_one_call
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors, refusals
 from timebank.ledger.entries import Leg, PostedTransaction, PostingLine, PostingRequest
@@ -68,50 +70,156 @@ def today_in(timezone: str) -> dt.date:
 
 async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedTransaction:
     """Post ``entry`` inside the caller's transaction on ``conn``."""
-    legs = entry.legs
-    original = None
-    allowed_kinds = entry.allowed_kinds
-    occurred_on = entry.occurred_on
-    # The category by its name (looked up inside the insert), or by id for a reversal.
-    category: int | _NamedCategory | None = _NAMED_CATEGORY if entry.category is not None else None
-    if entry.reverses_id is not None:
-        # A retried reversal must get its original answer, not "already reversed".
-        if await _key_is_taken(conn, entry):
-            return await _replay(conn, entry)
-        original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
-        legs = tuple(Leg(p.account_id, -p.minutes) for p in original.postings)
-        allowed_kinds = {leg.account_id: frozenset(AccountKind) for leg in legs}
-        category = await _category_id_of(conn, entry.organisation_id, original.id)
-        occurred_on = today_in(await _timezone_of(conn, entry.organisation_id))
-    assert occurred_on is not None
-
-    claimed = await _claim_idempotency_key(conn, entry, occurred_on, category)
-    if claimed is None:
+    if entry.reverses_id is None:
+        posted = await _run_steps(conn, _posting_steps(entry, entry.legs, entry.allowed_kinds, entry.occurred_on))
+        return posted if posted is not None else await _replay(conn, entry)
+    # A retried reversal must get its original answer, not "already reversed".
+    if await _key_is_taken(conn, entry):
         return await _replay(conn, entry)
-    transaction_id, recorded_at, category_id = claimed
+    original = await _load_reversible(conn, entry.organisation_id, entry.reverses_id)
+    posted = await _run_steps(
+        conn,
+        _posting_steps(
+            entry,
+            tuple(Leg(p.account_id, -p.minutes) for p in original.postings),
+            {p.account_id: frozenset(AccountKind) for p in original.postings},
+            today_in(await _timezone_of(conn, entry.organisation_id)),
+            category=await _category_id_of(conn, entry.organisation_id, original.id),
+            reverses_kind=original.kind,
+        ),
+    )
+    if posted is None:
+        return await _replay(conn, entry)
+    # Reversals are written only here (never by timebank_post), so this is their one history
+    # row. The reason is the reversal's own description, not copied: erasure removes it there.
+    await record_change(
+        conn,
+        entry.organisation_id,
+        ChangeKind.TRANSACTION_REVERSED,
+        changed_by=entry.recorded_by,
+        transaction_id=original.id,
+        after={"reversal_id": posted.id},
+    )
+    return posted
+
+
+async def post_new_in_one_call(db: Database, entry: PostingRequest) -> PostedTransaction | None:
+    """SQLite: post ``entry`` (not a reversal) as one transaction in one call to the database's thread.
+
+    The same steps as ``post_stepwise``, sent on the sqlite3 connection itself
+    (``sqlite_write_in_one_call``). None, with nothing written, when the idempotency key
+    is taken: the caller answers that retry with ``post_stepwise``, which replays it.
+    """
+    assert entry.reverses_id is None
+
+    def post(conn: sqlite3.Connection) -> PostedTransaction | None:
+        return _run_steps_now(conn, _posting_steps(entry, entry.legs, entry.allowed_kinds, entry.occurred_on))
+
+    return await sqlite_write_in_one_call(db, post)
+
+
+# --------------------------------------------------------------------------- the steps
+
+# A posting is written by one generator of steps (``_posting_steps``), so that its rules
+# and its order exist once, whichever way its statements travel: awaited one by one on a
+# SQLAlchemy connection (``_run_steps``), or all on the sqlite3 connection's own thread in
+# one call (``_run_steps_now``). Each step is a statement to send; what the statement
+# returns is sent back into the generator, which returns the posted transaction, or None
+# when the idempotency key was taken.
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Send ``statement`` with ``parameters``; its rows go back to the steps."""
+
+    statement: HotStatement
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Each:
+    """Send ``statement`` once for each of ``rows``' parameters; no rows go back."""
+
+    statement: HotStatement
+    rows: Sequence[Mapping[str, Any]]
+
+
+_Steps = Generator[_Rows | _Each, Sequence[Mapping[str, Any]], PostedTransaction | None]
+
+
+async def _run_steps(conn: AsyncConnection, steps: _Steps) -> PostedTransaction | None:
+    rows: Any = None  # a generator's first send
+    try:
+        while True:
+            step = steps.send(rows)
+            if isinstance(step, _Rows):
+                rows = await step.statement.rows_in(conn, step.parameters)
+            else:
+                await step.statement.execute_many_in(conn, step.rows)
+                rows = ()
+    except StopIteration as done:
+        return done.value
+
+
+def _run_steps_now(conn: sqlite3.Connection, steps: _Steps) -> PostedTransaction | None:
+    rows: Any = None  # a generator's first send
+    try:
+        while True:
+            step = steps.send(rows)
+            if isinstance(step, _Rows):
+                rows = step.statement.sqlite.all_now(conn, step.parameters)
+            else:
+                step.statement.sqlite.many_now(conn, step.rows)
+                rows = ()
+    except StopIteration as done:
+        return done.value
+
+
+def _posting_steps(
+    entry: PostingRequest,
+    legs: Sequence[Leg],
+    allowed_kinds: dict[int, frozenset[AccountKind]],
+    occurred_on: dt.date | None,
+    *,
+    category: "int | _NamedCategory | None" = None,
+    reverses_kind: TransactionKind | None = None,
+) -> _Steps:
+    """The statements of one posting, in order; ``category`` is a reversal's (by id), else the entry's name."""
+    assert occurred_on is not None
+    # The category by its name (looked up inside the insert), or by id for a reversal.
+    if entry.category is not None:
+        category = _NAMED_CATEGORY
+    # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
+    # which would differ from the same transaction read back or replayed.
+    recorded_at = dt.datetime.now(dt.UTC)
+    claimed = yield _claim_idempotency_key(entry, occurred_on, recorded_at, category)
+    if not claimed:
+        return None
+    transaction_id, category_id = claimed[0]["id"], claimed[0]["category_id"]
     if entry.category is not None and category_id is None:
         raise refusals.unknown_category(entry.category)
 
-    locked = await _lock_accounts(conn, entry.organisation_id, [leg.account_id for leg in legs])
+    account_ids = [leg.account_id for leg in legs]
+    locked = _locked(
+        account_ids,
+        (yield _Rows(_LOCK_ACCOUNTS, {"organisation_id": entry.organisation_id, "account_ids": sorted(account_ids)})),
+    )
     # Read the rules only once the accounts are locked: a change of the minimum
     # balance committed before this point is seen here, and one committed later
     # had to wait for these rows (it re-floors them), so no posting slips between.
-    rules = await _load_rules(conn, entry.organisation_id, entry.sign_in)
+    rules = _rules(
+        entry.sign_in,
+        (yield _Rows(_RULES, {"organisation_id": entry.organisation_id} | caller_parameter(entry.sign_in))),
+        entry.organisation_id,
+    )
     if entry.kind is not TransactionKind.REVERSAL:
         _check_date(rules, occurred_on)
     lines = _apply_legs(entry, legs, allowed_kinds, locked, rules)
-    await _write_postings(conn, entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
-    if original is not None:
-        # Reversals are written only here (never by timebank_post), so this is their one history
-        # row. The reason is the reversal's own description, not copied: erasure removes it there.
-        await record_change(
-            conn,
-            entry.organisation_id,
-            ChangeKind.TRANSACTION_REVERSED,
-            changed_by=entry.recorded_by,
-            transaction_id=original.id,
-            after={"reversal_id": transaction_id},
-        )
+    yield from _write_postings(entry.organisation_id, transaction_id, occurred_on, lines, locked, rules)
+    category_name = None  # the organisation's own spelling, whatever the caller typed
+    if category_id is not None:
+        named = yield _Rows(_CATEGORY_NAME, {"organisation_id": entry.organisation_id, "category_id": category_id})
+        category_name = named[0]["name"] if named else None
     return PostedTransaction(
         id=transaction_id,
         organisation_id=entry.organisation_id,
@@ -120,12 +228,11 @@ async def post_stepwise(conn: AsyncConnection, entry: PostingRequest) -> PostedT
         recorded_at=recorded_at,
         recorded_by_user_id=entry.recorded_by,
         description=entry.description,
-        # The organisation's own spelling, whatever the caller typed.
-        category=await _category_name(conn, entry.organisation_id, category_id),
+        category=category_name,
         idempotency_key=entry.idempotency_key,
         reverses_id=entry.reverses_id,
         postings=tuple(lines),
-        reverses_kind=original.kind if original is not None else None,
+        reverses_kind=reverses_kind,
         labels={row["id"]: account_label(AccountKind(row["kind"]), row["display_name"]) for row in locked.values()},
     )
 
@@ -144,10 +251,9 @@ async def _timezone_of(conn: AsyncConnection, organisation_id: int) -> str:
     return timezone
 
 
-async def _load_rules(conn: AsyncConnection, organisation_id: int, sign_in: SignInCheck | None) -> _OrgRules:
+def _rules(sign_in: SignInCheck | None, rows: Sequence[Mapping[str, Any]], organisation_id: int) -> _OrgRules:
     """The organisation's rules; with ``sign_in``, the caller's remembered standing confirmed in the
     same statement (``SignInChanged`` rolls the transaction back: nothing is written)."""
-    rows = await _RULES.rows_in(conn, {"organisation_id": organisation_id} | caller_parameter(sign_in))
     if not rows:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
     row = rows[0]
@@ -178,13 +284,6 @@ async def _category_id_of(conn: AsyncConnection, organisation_id: int, transacti
             transactions.c.organisation_id == organisation_id, transactions.c.id == transaction_id
         )
     )
-
-
-async def _category_name(conn: AsyncConnection, organisation_id: int, category_id: int | None) -> str | None:
-    if category_id is None:
-        return None
-    rows = await _CATEGORY_NAME.rows_in(conn, {"organisation_id": organisation_id, "category_id": category_id})
-    return rows[0]["name"] if rows else None
 
 
 def _claim_statement(dialect_insert: Any, category_id: Any) -> Any:
@@ -295,16 +394,10 @@ _UPDATE_ACCOUNTS = HotStatement(
 )
 
 
-async def _claim_idempotency_key(
-    conn: AsyncConnection, entry: PostingRequest, occurred_on: dt.date, category: int | _NamedCategory | None
-) -> tuple[int, dt.datetime, int | None] | None:
-    """Insert the transaction row unless the key is taken; None when it is.
-
-    Returns the new transaction's id, its recorded time and its category id.
-    """
-    # Answer with the aware UTC time we store: SQLite's RETURNING hands it back naive,
-    # which would differ from the same transaction read back or replayed.
-    recorded_at = dt.datetime.now(dt.UTC)
+def _claim_idempotency_key(
+    entry: PostingRequest, occurred_on: dt.date, recorded_at: dt.datetime, category: "int | _NamedCategory | None"
+) -> _Rows:
+    """Insert the transaction row unless the key is taken: its id and category id, or no row when it is."""
     parameters = {
         "c_organisation_id": entry.organisation_id,
         "c_kind": entry.kind.value,
@@ -317,13 +410,8 @@ async def _claim_idempotency_key(
         "c_reverses_id": entry.reverses_id,
     }
     if isinstance(category, _NamedCategory):
-        statement = _CLAIM_NAMED_CATEGORY
-        parameters["c_category_key"] = entry.category_key
-    else:
-        statement = _CLAIM_CATEGORY_ID
-        parameters["c_category_id"] = category
-    rows = await statement.rows_in(conn, parameters)
-    return (rows[0]["id"], recorded_at, rows[0]["category_id"]) if rows else None
+        return _Rows(_CLAIM_NAMED_CATEGORY, parameters | {"c_category_key": entry.category_key})
+    return _Rows(_CLAIM_CATEGORY_ID, parameters | {"c_category_id": category})
 
 
 async def _key_is_taken(conn: AsyncConnection, entry: PostingRequest) -> bool:
@@ -360,11 +448,9 @@ def _check_date(rules: _OrgRules, occurred_on: dt.date) -> None:
         raise refusals.period_closed(occurred_on, rules.books_closed_through)
 
 
-async def _lock_accounts(
-    conn: AsyncConnection, organisation_id: int, account_ids: list[int]
-) -> dict[int, Mapping[str, Any]]:
-    """Lock the rows in id order, so two writers can never wait on each other in a cycle."""
-    rows = await _LOCK_ACCOUNTS.rows_in(conn, {"organisation_id": organisation_id, "account_ids": sorted(account_ids)})
+def _locked(account_ids: list[int], rows: Sequence[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """The touched accounts, read and locked in id order (so two writers can never wait on each
+    other in a cycle); every one of them must be there."""
     locked = {row["id"]: row for row in rows}
     missing = [account_id for account_id in account_ids if account_id not in locked]
     if missing:
@@ -404,17 +490,16 @@ def _apply_legs(
     return lines
 
 
-async def _write_postings(
-    conn: AsyncConnection,
+def _write_postings(
     organisation_id: int,
     transaction_id: int,
     occurred_on: dt.date,
     lines: list[PostingLine],
     locked: dict[int, Mapping[str, Any]],
     rules: _OrgRules,
-) -> None:
-    await _INSERT_POSTINGS.execute_many_in(
-        conn,
+) -> Generator[_Each, Sequence[Mapping[str, Any]], None]:
+    yield _Each(
+        _INSERT_POSTINGS,
         [
             {
                 "organisation_id": organisation_id,
@@ -428,8 +513,8 @@ async def _write_postings(
             for line in lines
         ],
     )
-    await _UPDATE_ACCOUNTS.execute_many_in(
-        conn,
+    yield _Each(
+        _UPDATE_ACCOUNTS,
         [
             {
                 "b_organisation_id": organisation_id,
