@@ -1,6 +1,7 @@
-"""Profile a running server on PostgreSQL: CPU per request, and where it goes (py-spy).
+"""Profile a running server: CPU per request, and where it goes (py-spy).
 
-One ``timebank serve`` worker (as shipped: every middleware on) on a fresh bench database;
+One ``timebank serve`` worker (as shipped: every middleware on) on a fresh bench database
+(PostgreSQL, or with ``--sqlite`` a fresh SQLite file as the bench's SQLite phase makes);
 wrk sends ``POST .../exchanges`` (``exchanges.lua``), or with ``--member-home`` asks for a
 member's home page as a browser does (``pages.lua``), or with ``--balance-reads`` reads
 balances as the bench's read phases do (``balances.lua``, paced by ``--pause-ms``), for
@@ -25,12 +26,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from scripts.benchmark.measure import POSTGRES_SERVER, ProcessSampler, wrk
 from scripts.benchmark.run import PLAIN_HTTP_COOKIES, TIMEZONE, create_bench_database, drop_database, seed
-from scripts.benchmark.sqlite_and_pages import browser_sign_in, cookie_header, sign_in
+from scripts.benchmark.sqlite_and_pages import (
+    Seeded,
+    browser_sign_in,
+    cookie_header,
+    seed_organisation,
+    seed_sqlite_history,
+    sign_in,
+)
 from scripts.drills.live_server import ServerProcess
 
 
@@ -63,87 +73,102 @@ def worker_pid(server_pid: int) -> int:
     return int(children[0]) if children else server_pid
 
 
-def measure(args: argparse.Namespace) -> None:
+@contextmanager
+def served(args: argparse.Namespace) -> Iterator[tuple[ServerProcess, Seeded, list[int]]]:
+    """A started server on a seeded database, its organisation, and the accounts to write between."""
+    workdir = Path(tempfile.mkdtemp(prefix="timebank-profile-"))
+    if args.sqlite:  # as the bench's SQLite phase (run.py, sqlite_run) sets it up
+        path = workdir / "timebank.sqlite3"
+        server = ServerProcess(f"sqlite+aiosqlite:///{path}", workdir, workers=1, cookie_secure=PLAIN_HTTP_COOKIES)
+        server.migrate()
+        seeded = asyncio.run(seed_organisation(server.database_url, args.members))
+        asyncio.run(seed_sqlite_history(path, seeded, args.history))
+        server.start()
+        try:
+            yield server, seeded, seeded.accounts[:50]
+        finally:
+            server.stop()
+        return
     bench = asyncio.run(create_bench_database(args.postgres))
     try:
-        server = ServerProcess(
-            bench.dsn,
-            Path(tempfile.mkdtemp(prefix="timebank-profile-")),
-            workers=args.workers,
-            cookie_secure=PLAIN_HTTP_COOKIES,
-        )
+        server = ServerProcess(bench.dsn, workdir, workers=args.workers, cookie_secure=PLAIN_HTTP_COOKIES)
         server.migrate()
         asyncio.run(seed(bench, args.members, args.history))
         if args.server == "granian":
             server = GranianProcess(bench.dsn, server.workdir, workers=1)
         server.start()
         try:
-            token = sign_in(server.base_url, bench.staff_username)
-            day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
-            env = {
-                "TB_TOKEN": token,
-                "TB_ORG": bench.slug,
-                "TB_DATE": day,
-                "TB_ACCOUNTS": ",".join(map(str, bench.accounts)),
-            }
-            script = "exchanges.lua"
-            if args.member_home:  # the member home page instead, as the bench's pages phase asks for it
-                member = browser_sign_in(server.base_url, bench.seeded.member_username)
-                script = "pages.lua"
-                env = {"TB_PATH": f"/orgs/{bench.slug}/", "TB_COOKIE": cookie_header(member), "TB_EXPECT": "200"}
-            elif args.balance_reads:  # the bench's balance reads, paced with --pause-ms as its read phases are
-                script = "balances.lua"
-                env = {**env, "TB_PAUSE_MS": str(args.pause_ms)}
-            wrk(script, server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
-            spy = None
-            if args.py_spy:
-                pid = worker_pid(server.pid or 0)
-                spy = subprocess.Popen(
-                    [
-                        str(Path(sys.executable).with_name("py-spy")),
-                        "record",
-                        "--pid",
-                        str(pid),
-                        "--format",
-                        "raw",
-                        "--rate",
-                        "250",
-                        "--nonblocking",
-                        "--duration",
-                        str(int(args.seconds)),
-                        "--output",
-                        args.py_spy,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            with ProcessSampler(server.pid or 0) as sampler:
-                cpu_before = sampler.cpu_seconds()
-                result, _ = wrk(
-                    script,
-                    server.base_url,
-                    args.connections,
-                    args.seconds,
-                    {**env, "TB_RUN": f"run-{time.time()}"},
-                )
-                cpu = sampler.cpu_seconds() - cpu_before
-            if spy:
-                spy.wait()
-            per_second = result["requests"] / (result["duration_us"] / 1e6)
-            outcome = (
-                f"created {result['created']}, other {result['other_4xx']}, 5xx {result['server_errors']}"
-                if "created" in result
-                else f"as expected {result['ok']}, not {result['failed']}"
-            )
-            print(
-                f"{result['requests']} requests, {per_second:.0f}/s, p50 {result['p50_us'] / 1000:.1f} ms, "
-                f"p99 {result['p99_us'] / 1000:.1f} ms, {outcome}; server CPU {cpu:.2f} s = "
-                f"{cpu / max(1, result['requests']) * 1000:.2f} ms per request; load {os.getloadavg()[0]:.1f}"
-            )
+            yield server, bench.seeded, bench.accounts
         finally:
             server.stop()
     finally:
         asyncio.run(drop_database(args.postgres, bench.database))
+
+
+def measure(args: argparse.Namespace) -> None:
+    with served(args) as (server, seeded, accounts):
+        token = sign_in(server.base_url, seeded.staff_username)
+        day = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+        env = {
+            "TB_TOKEN": token,
+            "TB_ORG": seeded.slug,
+            "TB_DATE": day,
+            "TB_ACCOUNTS": ",".join(map(str, accounts)),
+        }
+        script = "exchanges.lua"
+        if args.member_home:  # the member home page instead, as the bench's pages phase asks for it
+            member = browser_sign_in(server.base_url, seeded.member_username)
+            script = "pages.lua"
+            env = {"TB_PATH": f"/orgs/{seeded.slug}/", "TB_COOKIE": cookie_header(member), "TB_EXPECT": "200"}
+        elif args.balance_reads:  # the bench's balance reads, paced with --pause-ms as its read phases are
+            script = "balances.lua"
+            env = {**env, "TB_PAUSE_MS": str(args.pause_ms)}
+        wrk(script, server.base_url, args.connections, 2, {**env, "TB_RUN": f"warm-{time.time()}"})
+        spy = None
+        if args.py_spy:
+            pid = worker_pid(server.pid or 0)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--output",
+                    args.py_spy,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        with ProcessSampler(server.pid or 0) as sampler:
+            cpu_before = sampler.cpu_seconds()
+            result, _ = wrk(
+                script,
+                server.base_url,
+                args.connections,
+                args.seconds,
+                {**env, "TB_RUN": f"run-{time.time()}"},
+            )
+            cpu = sampler.cpu_seconds() - cpu_before
+        if spy:
+            spy.wait()
+        per_second = result["requests"] / (result["duration_us"] / 1e6)
+        outcome = (
+            f"created {result['created']}, other {result['other_4xx']}, 5xx {result['server_errors']}"
+            if "created" in result
+            else f"as expected {result['ok']}, not {result['failed']}"
+        )
+        print(
+            f"{result['requests']} requests, {per_second:.0f}/s, p50 {result['p50_us'] / 1000:.1f} ms, "
+            f"p99 {result['p99_us'] / 1000:.1f} ms, {outcome}; server CPU {cpu:.2f} s = "
+            f"{cpu / max(1, result['requests']) * 1000:.2f} ms per request; load {os.getloadavg()[0]:.1f}"
+        )
 
 
 def top(path: str, limit: int) -> None:
@@ -189,6 +214,7 @@ def package_of(frame: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default=POSTGRES_SERVER)
+    parser.add_argument("--sqlite", action="store_true", help="on a fresh SQLite file instead of PostgreSQL")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--members", type=int, default=200)
