@@ -10,7 +10,8 @@ What runs, each phase for ``--seconds``, the whole set ``--runs`` times (medians
 - pgbench -N (PostgreSQL's simple-update benchmark) at ``--concurrency``;
 - the server's memory (RSS per process) throughout, and its time from start to /ready;
 - SQLite, the embedded default (``sqlite_run``): one worker on a fresh file, exchange writes
-  through HTTP at each of ``--sqlite-scan`` against the SQLite ceiling (``ceiling_sqlite.py``),
+  through HTTP at each of ``--sqlite-scan`` against the SQLite ceiling (``ceiling_sqlite.py``:
+  a call to aiosqlite's thread for each statement, and again with each transaction in one call),
   balance reads with writes alongside, then ``timebank verify``;
 - pages, on both databases, one worker: the member home GET and the staff "Log an exchange"
   POST, as a browser sends them (``sqlite_and_pages.py``).
@@ -291,7 +292,15 @@ def postgres_pages_run(args: argparse.Namespace, bench: Bench, run_number: int) 
 
 
 def ceiling_sqlite(
-    path: Path, org_id: int, accounts: list[int], connections: int, seconds: float, run: str, day: str
+    path: Path,
+    org_id: int,
+    accounts: list[int],
+    connections: int,
+    seconds: float,
+    run: str,
+    day: str,
+    *,
+    one_call: bool = False,
 ) -> dict:
     result, _ = run_measured(
         [
@@ -305,6 +314,7 @@ def ceiling_sqlite(
             str(seconds),
             run,
             day,
+            *(["--one-call"] if one_call else []),
         ],
         {"PYTHONPATH": str(ROOT)},
         "CEILING_JSON ",
@@ -350,6 +360,16 @@ def sqlite_run(args: argparse.Namespace, run_number: int) -> dict:
                     label = f"c{connections}"
                     results[f"ceiling_{label}"] = ceiling_sqlite(
                         path, seeded.org_id, writing, connections, args.seconds, f"{nonce}-ceiling-{label}", day
+                    )
+                    results[f"ceiling_one_call_{label}"] = ceiling_sqlite(
+                        path,
+                        seeded.org_id,
+                        writing,
+                        connections,
+                        args.seconds,
+                        f"{nonce}-ceiling-1-{label}",
+                        day,
+                        one_call=True,
                     )
                     cpu = sampler.cpu_seconds()
                     results[f"writes_{label}"] = writes(connections, f"{nonce}-{label}")
@@ -485,12 +505,16 @@ def summarise_sqlite(runs: list[dict], args: argparse.Namespace) -> dict:
     }
     for n in args.sqlite_scan:
         ceiling_, service = figures([r[f"ceiling_c{n}"] for r in runs]), figures([r[f"writes_c{n}"] for r in runs])
+        one_call = figures([r[f"ceiling_one_call_c{n}"] for r in runs])
         requests = [r[f"writes_c{n}"]["requests"] for r in runs]
         cpu = [r[f"writes_c{n}_server_cpu_s"] for r in runs]
         summary["scan"][str(n)] = {
             "ceiling": ceiling_,
             "service": service,
             "ratio": round(service["per_second"] / ceiling_["per_second"], 3),
+            # The same statements in one call to aiosqlite's thread, as the service sends them.
+            "ceiling_one_call": one_call,
+            "ratio_to_one_call_ceiling": round(service["per_second"] / one_call["per_second"], 3),
             "server_cpu_ms_per_request": median([1000 * c / q for c, q in zip(cpu, requests, strict=True) if q]),
             "load_average_after": [r[f"load_after_c{n}"] for r in runs],
         }
@@ -525,13 +549,14 @@ def summarise_pages(results: list[dict], connections: int) -> dict:
 def print_sqlite(summary: dict) -> None:
     print("\nSQLite (one worker, synchronous=FULL): exchange writes through HTTP against the SQLite ceiling")
     print(
-        f"{'clients':>8} {'ceiling/s':>10} {'p99 ms':>8} {'service/s':>10} {'ratio':>6} "
+        f"{'clients':>8} {'ceiling/s':>10} {'p99 ms':>8} {'1 call/s':>9} {'service/s':>10} {'ratio':>6} {'vs 1':>5} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'5xx':>4} {'CPU ms/req':>10}"
     )
     for n, row in summary["scan"].items():
         c, s = row["ceiling"], row["service"]
         print(
-            f"{n:>8} {c['per_second']:10.0f} {c['p99_ms']:8.1f} {s['per_second']:10.0f} {row['ratio']:6.2f} "
+            f"{n:>8} {c['per_second']:10.0f} {c['p99_ms']:8.1f} {row['ceiling_one_call']['per_second']:9.0f} "
+            f"{s['per_second']:10.0f} {row['ratio']:6.2f} {row['ratio_to_one_call_ceiling']:5.2f} "
             f"{s['p50_ms']:8.1f} {s['p99_ms']:8.1f} {s['worst_max_ms']:8.1f} {s.get('server_errors', 0):>4} "
             f"{row['server_cpu_ms_per_request']:10.2f}"
         )
