@@ -138,6 +138,7 @@ def measure(args: argparse.Namespace) -> None:
                     "--rate",
                     "250",
                     "--nonblocking",
+                    *(["--gil"] if args.gil else []),
                     "--duration",
                     str(int(args.seconds)),
                     "--output",
@@ -225,6 +226,9 @@ def main() -> None:
     parser.add_argument("--pause-ms", type=int, default=0, help="with --balance-reads: mean pause per connection")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--py-spy", help="write py-spy's collapsed stacks of the worker here")
+    parser.add_argument(
+        "--gil", action="store_true", help="with --py-spy: only samples of the thread that holds the GIL (Python's CPU)"
+    )
     parser.add_argument("--top", help="print the shares in a collapsed-stacks file and stop")
     parser.add_argument("--limit", type=int, default=25)
     args = parser.parse_args()
