@@ -1,11 +1,11 @@
-"""Fixtures for the ledger tests that need a database of their own (verify, guards, migrations)."""
+"""Fixtures for the ledger tests that need a database of their own (verify, guards, migrations, SQLite's own paths)."""
 
 import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import EmptyDatabase
+from tests.conftest import EmptyDatabase, Org, make_org
 from timebank.db import Database, create_database
 from timebank.db.migrate import upgrade
 
@@ -25,4 +25,14 @@ async def fresh_db(fresh_url: str) -> AsyncIterator[Database]:
     await asyncio.to_thread(upgrade, fresh_url)
     database = create_database(fresh_url)
     yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def sqlite_org(tmp_path) -> AsyncIterator[Org]:
+    """An organisation on a SQLite file of its own (whatever the test run's backend)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'own.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url)
+    yield await make_org(database)
     await database.dispose()

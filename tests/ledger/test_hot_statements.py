@@ -58,16 +58,6 @@ _ACCOUNTS = _of_organisation(
 )
 
 
-@pytest.fixture
-async def sqlite_org(tmp_path) -> AsyncIterator[Org]:
-    """An organisation on a SQLite file of its own (whatever the test run's backend)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hot.sqlite3'}"
-    await asyncio.to_thread(upgrade, url)
-    database = create_database(url)
-    yield await make_org(database)
-    await database.dispose()
-
-
 async def test_what_it_reads_is_what_sqlalchemy_reads(db: Database, org: Org) -> None:
     giver, receiver = await org.member(), await org.member()
     posted = [await exchange(org, giver, receiver, 30), await exchange(org, receiver, giver, 45)]

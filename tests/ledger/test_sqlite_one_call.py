@@ -11,6 +11,7 @@ inside a transaction of its own task is not left waiting for ever behind itself.
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import event, func, select
@@ -27,16 +28,6 @@ from timebank.ledger.verify import verify_ledger
 from timebank.models import Transaction
 
 transactions = Transaction.__table__
-
-
-@pytest.fixture
-async def sqlite_org(tmp_path) -> AsyncIterator[Org]:
-    """An organisation on a SQLite file of its own (whatever the test run's backend)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'one-call.sqlite3'}"
-    await asyncio.to_thread(upgrade, url)
-    database = create_database(url)
-    yield await make_org(database)
-    await database.dispose()
 
 
 async def _transactions_with_key(org: Org, key: str) -> int:
@@ -115,8 +106,11 @@ async def test_a_caller_gone_before_its_write_was_sent_leaves_nothing(sqlite_org
     assert await _transactions_with_key(org, kept_key) == 1
 
 
-async def test_a_busy_file_is_the_retryable_error_and_nothing_is_written(tmp_path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'busy.sqlite3'}"
+@asynccontextmanager
+async def impatient_org(tmp_path) -> AsyncIterator[Org]:  # type: ignore[no-untyped-def]
+    """An organisation on a SQLite file of its own whose writers never wait for SQLite's lock
+    (busy timeout 0), so meeting it shows at once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'impatient.sqlite3'}"
     await asyncio.to_thread(upgrade, url)
     db = create_database(url)
 
@@ -125,10 +119,16 @@ async def test_a_busy_file_is_the_retryable_error_and_nothing_is_written(tmp_pat
         dbapi_connection.cursor().execute("PRAGMA busy_timeout=0")
 
     try:
-        org = await make_org(db)
+        yield await make_org(db)
+    finally:
+        await db.dispose()
+
+
+async def test_a_busy_file_is_the_retryable_error_and_nothing_is_written(tmp_path) -> None:
+    async with impatient_org(tmp_path) as org:
         giver, receiver = await org.member(), await org.member()
         key = new_key()
-        other = sqlite3.connect(db.sqlite_file, isolation_level=None)  # another process's writer
+        other = sqlite3.connect(org.db.sqlite_file, isolation_level=None)  # another process's writer
         try:
             other.execute("BEGIN IMMEDIATE")
             with pytest.raises(OperationalError) as refused:
@@ -140,26 +140,13 @@ async def test_a_busy_file_is_the_retryable_error_and_nothing_is_written(tmp_pat
         assert is_retryable(refused.value)
         assert await _transactions_with_key(org, key) == 0
         assert (await exchange(org, giver, receiver, 30, idempotency_key=key)).created  # free again
-    finally:
-        await db.dispose()
 
 
 async def test_a_write_inside_a_transaction_of_its_own_task_does_not_wait_for_itself(tmp_path) -> None:
     """It cannot queue behind the turn its own task holds: sent on its own, it meets SQLite's
     lock (here at once: busy timeout 0), as any transaction inside a transaction does."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'nested.sqlite3'}"
-    await asyncio.to_thread(upgrade, url)
-    db = create_database(url)
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _no_waiting(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.cursor().execute("PRAGMA busy_timeout=0")
-
-    try:
-        org = await make_org(db)
+    async with impatient_org(tmp_path) as org:
         giver, receiver = await org.member(), await org.member()
-        async with asyncio.timeout(10), db.transaction():
+        async with asyncio.timeout(10), org.db.transaction():
             with pytest.raises(OperationalError, match="database is locked"):
                 await exchange(org, giver, receiver, 30)
-    finally:
-        await db.dispose()
