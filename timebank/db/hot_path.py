@@ -16,11 +16,13 @@ SQLAlchemy's pool and transaction still own the connection: a statement on its o
 borrows one straight from the autocommit pool (``pooled_driver_connection``), one inside
 a transaction uses the transaction's. A new posting on SQLite goes further: its whole
 transaction runs on aiosqlite's thread in one call (``sqlite_write_in_one_call``), on a
-connection of the transaction pool, in the same writer turn as any other transaction. Because SQLAlchemy no longer sees the errors, a
-PostgreSQL connection that dies under a raw statement is invalidated here, so the pool
-replaces it instead of lending it out again; a connect that fails, and SQLite's errors,
-are raised as SQLAlchemy's (``OperationalError``, ``IntegrityError``), so the retries and
-error handlers treat them exactly as before.
+connection of the transaction pool, in the same writer turn as any other transaction.
+
+Because SQLAlchemy no longer sees the errors, a PostgreSQL connection that dies under a
+raw statement is invalidated here, so the pool replaces it instead of lending it out
+again; a connect that fails, and SQLite's errors, are raised as SQLAlchemy's
+(``OperationalError``, ``IntegrityError``), so the retries and error handlers treat them
+exactly as before.
 """
 
 import asyncio
