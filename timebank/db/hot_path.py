@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.dialects.sqlite import aiosqlite as aiosqlite_dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
@@ -73,7 +73,7 @@ async def driver_connection(conn: AsyncConnection) -> AsyncIterator[asyncpg.Conn
 
 
 @asynccontextmanager
-async def pooled_driver_connection(db: Database) -> AsyncIterator[Any]:
+async def pooled_driver_connection(db: Database, *, engine: AsyncEngine | None = None) -> AsyncIterator[Any]:
     """A driver's connection (asyncpg's, aiosqlite's) of the autocommit pool, lent for one statement.
 
     Taken from SQLAlchemy's pool itself, without the ``AsyncConnection`` that
@@ -82,8 +82,9 @@ async def pooled_driver_connection(db: Database) -> AsyncIterator[Any]:
     uses. The pool is the same one (its size, its timeout, its metrics), and so are the
     errors: a failed connect is raised as SQLAlchemy's error, as ``Connection`` raises it,
     and a connection that breaks is invalidated, as ``driver_connection`` does.
+    ``engine`` lends from another of the database's pools (the transaction engine's).
     """
-    pooled = await greenlet_spawn(_check_out, db.autocommit_engine.sync_engine)
+    pooled = await greenlet_spawn(_check_out, (engine or db.autocommit_engine).sync_engine)
     try:
         yield pooled.driver_connection
     except CONNECTION_ERRORS:
@@ -189,14 +190,11 @@ _one_call_queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str
 
 async def _on_a_pooled_connection(db: Database, works: list[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
     """Each of ``works`` as its own transaction, in order, in one call to a pooled connection's thread."""
-    pooled = await greenlet_spawn(_check_out, db.engine.sync_engine)
-    try:
-        raw: aiosqlite.Connection = pooled.driver_connection
+    raw: aiosqlite.Connection
+    async with pooled_driver_connection(db, engine=db.engine) as raw:
         # aiosqlite's own way to run a function on its thread, behind anything already queued
         # there (every public method of aiosqlite goes through it).
         return await raw._execute(_each_in_its_own_transaction, raw._conn, works)
-    finally:
-        await greenlet_spawn(pooled.close)
 
 
 def _each_in_its_own_transaction(
