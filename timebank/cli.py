@@ -9,6 +9,7 @@ at once.
 import asyncio
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,7 +32,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _with_database(work: "Callable[[Database], Awaitable[T]]") -> T:
-    """Run ``work`` against the configured database, then close it."""
+    """Run ``work`` against the configured database, then close it.
+
+    Returns once the threads the database started have ended, not only been told to end:
+    aiosqlite runs each SQLite connection on a thread of its own, which answers the close
+    and only then returns. ``serve`` forks its workers only from a process with no other
+    thread, and its schema check comes through here just before (on a busy machine the
+    closing thread could still be there, and the workers were spawned instead)."""
     from timebank.db import create_database
 
     async def main() -> T:
@@ -41,7 +48,17 @@ def _with_database(work: "Callable[[Database], Awaitable[T]]") -> T:
         finally:
             await db.dispose()
 
-    return asyncio.run(main())
+    threads_before = set(threading.enumerate())
+    try:
+        return asyncio.run(main())
+    finally:
+        for thread in set(threading.enumerate()) - threads_before:
+            thread.join(timeout=_THREAD_END_SECONDS)
+
+
+# A bound, not a wait: a closed connection's thread ends at once; one that does not (a
+# connection left open by a fault) must not hold the command up for ever.
+_THREAD_END_SECONDS = 5.0
 
 
 def _run(work: "Callable[[Database], Awaitable[T]]") -> T:

@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiosqlite.core
 import pytest
 import uvicorn._subprocess
 from click.testing import CliRunner
@@ -194,6 +196,35 @@ class TestTheParentProcess:
         assert handed_over(2) == ["2", "_ForkedWorkers", "True", "MmapedValue"]
         # One worker is this process itself: nothing to fork, and its figures stay in memory.
         assert handed_over(1) == ["1", "SpawnContext", "False", "MutexValue"]
+
+    def test_the_schema_checks_connection_thread_has_ended_when_serve_starts_its_workers(
+        self, environment: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """The check's SQLite connection runs on a thread of aiosqlite's, which answers the
+        close and only then ends: on a busy machine it was still there when the parent looked
+        for other threads, and the workers were spawned, not forked (a CI run saw it).
+        Here the thread is made slow to end after its answer, as the busy machine made it."""
+        database = f"sqlite+aiosqlite:///{tmp_path / 'timebank.sqlite3'}"
+        upgrade(database)
+        environment.setenv("TIMEBANK_DATABASE_URL", database)
+        answer_then_end = aiosqlite.core._connection_worker_thread
+
+        def answer_then_end_slowly(*args: object) -> None:
+            answer_then_end(*args)
+            time.sleep(0.3)
+
+        environment.setattr(aiosqlite.core, "_connection_worker_thread", answer_then_end_slowly)
+        threads_seen: list[set[threading.Thread]] = []
+
+        def run_server(plan: ServePlan) -> None:
+            threads_seen.append(set(threading.enumerate()))
+            plan.discard()
+
+        environment.setattr("timebank.serving.run_server", run_server)
+        threads_before = set(threading.enumerate())
+        done = CliRunner().invoke(main, ["serve", "--workers", "2"])
+        assert done.exit_code == 0, done.output
+        assert threads_seen == [threads_before]
 
     def test_a_parent_with_a_thread_running_leaves_the_workers_spawned(self) -> None:
         """fork copies only the thread that calls it: with another running, a worker could
