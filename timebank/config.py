@@ -24,9 +24,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
-    # Connection pool per worker process (PostgreSQL).
-    db_pool_size: int = 10
-    db_max_overflow: int = 5
+    # Connection pool per worker process (PostgreSQL). No overflow by default: a connection
+    # opened beyond the pool is closed again when handed back, so a burst of requests beyond
+    # it opened (and PostgreSQL started a process for) a connection per request, a third of
+    # the writes a second lost at 16 concurrent (docs/performance.md, round eleven). Beyond
+    # the pool, a request waits for a connection, up to db_timeout_seconds.
+    db_pool_size: int = 16
+    db_max_overflow: int = 0
     # Seconds to wait for a connection or a statement before answering 503.
     db_timeout_seconds: float = 5.0
     # Echo SQL to the log (very noisy; development only).

@@ -170,7 +170,7 @@ class TestMetricsUnderLoad:
         route = {"app_name": "timebank", "method": "POST", "path": EXCHANGES_ROUTE, "status_code": "201"}
         assert end[("timebank_requests_total", frozenset(route.items()))] >= first + second
         assert end[("timebank_database_up", frozenset())] == 1
-        assert end[("timebank_db_pool_size", frozenset({("pool", "autocommit")}))] == 2 * 10  # two workers' pools
+        assert end[("timebank_db_pool_size", frozenset({("pool", "autocommit")}))] == 2 * 16  # two workers' pools
         # One set of figures from two processes: each wrote its own share to the shared directory.
         per_worker = self._posted_per_worker(Path(server.environment()["PROMETHEUS_MULTIPROC_DIR"]))
         assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker

@@ -159,8 +159,8 @@ class Database:
 def create_database(
     url: str,
     *,
-    pool_size: int = 10,
-    max_overflow: int = 5,
+    pool_size: int = 16,
+    max_overflow: int = 0,
     timeout_seconds: float = 5.0,
     echo: bool = False,
 ) -> Database:
