@@ -9,18 +9,23 @@ first served. No timings: how fast it is goes in scripts/bench.
 
 import asyncio
 import itertools
+import threading
 
 import pytest
 from sqlalchemy import event
 
-from tests.conftest import make_org, new_key, today
-from tests.ledger.support import opening_balance, org_total
+from tests.conftest import Org, make_org, new_key, today
+from tests.ledger.support import exchange, opening_balance, org_total
 from timebank import ledger
 from timebank.db import Database, create_database, retry
 from timebank.db.engine import sqlite_writer_turn
 from timebank.db.migrate import upgrade
 from timebank.db.retry import is_retryable
 from timebank.ledger.verify import verify_ledger
+from timebank.members import service as members_service
+from timebank.members.service import create_member, give_sign_in
+from timebank.models import Role
+from timebank.orgs.service import FirstCoordinator, create_organisation
 
 WRITERS = 16
 POSTINGS_EACH = 5
@@ -159,3 +164,51 @@ async def test_a_transaction_inside_a_transaction_does_not_wait_for_itself(tmp_p
     # And the turn is free again afterwards.
     async with asyncio.timeout(5), sqlite_writer_turn(path):
         pass
+
+
+@pytest.mark.parametrize("adds_a_login", ["registering a member", "giving a member a sign-in", "a new organisation"])
+async def test_other_writers_go_on_while_a_new_logins_password_hashes(
+    sqlite_org: Org, monkeypatch: pytest.MonkeyPatch, adds_a_login: str
+) -> None:
+    """argon2 takes about 90 ms of CPU. Hashed inside the transaction that adds the login,
+    it held the writer turn all that time, and every other write of the process waited
+    behind it. Here the hash waits until another write has gone through; before the hash
+    moved out of the transaction, that write waited for the turn, and the test timed out."""
+    org = sqlite_org
+    giver, receiver = await org.member(), await org.member()
+    await opening_balance(org, giver, 600)
+    without_login = await create_member(org.db, org.id, display_name="Dee", changed_by=None)
+    hashing, go_on = threading.Event(), threading.Event()
+    hash_for_real = members_service.hash_password
+
+    def hash_once_the_other_write_is_done(password: str) -> str:
+        hashing.set()
+        assert go_on.wait(10), "the other write did not go through while the password hashed"
+        return hash_for_real(password)
+
+    monkeypatch.setattr(members_service, "hash_password", hash_once_the_other_write_is_done)
+    password = "a long enough password"
+    if adds_a_login == "registering a member":
+        adding = create_member(
+            org.db, org.id, display_name="Cy", username=f"cy-{org.slug}", password=password, changed_by=None
+        )
+    elif adds_a_login == "giving a member a sign-in":
+        assert without_login.member.id is not None
+        adding = give_sign_in(
+            org.db, org.id, without_login.member.id, editor_role=Role.COORDINATOR,
+            username=f"dee-{org.slug}", password=password, changed_by=None,
+        )  # fmt: skip
+    else:
+        coordinator = FirstCoordinator(display_name="Em", username=f"em-{org.slug}", password=password)
+        adding = create_organisation(
+            org.db, slug=f"{org.slug}-2", name="Another centre", first_coordinator=coordinator, changed_by=None
+        )
+    added = asyncio.create_task(adding)
+    try:
+        assert await asyncio.to_thread(hashing.wait, 10)
+        async with asyncio.timeout(5):
+            await exchange(org, giver, receiver, 30)
+    finally:
+        go_on.set()
+    await added
+    assert await org_total(org.db, org.id) == 0

@@ -12,7 +12,7 @@ from timebank.db import Database
 from timebank.db.hot_path import HotStatement
 from timebank.history.service import ChangeKind, record_change
 from timebank.ledger import errors
-from timebank.members.service import add_member
+from timebank.members.service import add_member, new_login
 from timebank.models import Account, AccountKind, Category, Member, Organisation, Role, Transaction, category_key
 
 # As the API's schema allows (orgs/schemas.py): far beyond any day centre's.
@@ -73,6 +73,9 @@ async def create_organisation(
         raise errors.InvalidEntry("an organisation needs a name")
     if min_balance_minutes > 0:
         raise errors.InvalidEntry("the minimum balance must be zero or negative")
+    coordinator_login = None
+    if first_coordinator is not None:
+        coordinator_login = await new_login(first_coordinator.username, first_coordinator.password)
     async with db.session() as session:
         if (await session.exec(select(Organisation.id).where(Organisation.slug == slug))).first():
             raise errors.LedgerConflict(f"an organisation with the slug {slug!r} already exists")
@@ -92,8 +95,7 @@ async def create_organisation(
                 organisation.id,
                 display_name=first_coordinator.display_name,
                 role=Role.COORDINATOR,
-                username=first_coordinator.username,
-                password=first_coordinator.password,
+                login=coordinator_login,
                 changed_by=changed_by,
             )
         await session.commit()
