@@ -1,6 +1,7 @@
 """Helpers shared by the ledger specification: posting with sensible defaults, and the
 "nothing half-written" check that every refusal in these tests goes through."""
 
+import asyncio
 import datetime as dt
 import uuid
 from collections import Counter
@@ -13,9 +14,10 @@ import aiosqlite
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
-from tests.conftest import Org, new_key, today
+from tests.conftest import EmptyDatabase, Org, new_key, today
 from timebank import ledger
-from timebank.db import Database
+from timebank.db import Database, create_database
+from timebank.db.migrate import upgrade
 from timebank.ledger import PostedTransaction
 from timebank.ledger.errors import LedgerError
 from timebank.members.service import set_member_active
@@ -170,3 +172,20 @@ def count_calls_to_the_thread(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     return calls
+
+
+@asynccontextmanager
+async def own_postgres_database(  # type: ignore[no-untyped-def]
+    tmp_path, *, pool_size: int, max_overflow: int = 0, timeout_seconds: float = 5.0
+) -> AsyncIterator[tuple[Database, str]]:
+    """A migrated PostgreSQL database of the test's own, whatever the test run's backend (for
+    tests that cut its connections or read its statistics), and its address for asyncpg."""
+    databases = EmptyDatabase("postgresql", tmp_path)
+    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url, pool_size=pool_size, max_overflow=max_overflow, timeout_seconds=timeout_seconds)
+    try:
+        yield database, url.replace("postgresql+asyncpg://", "postgresql://")
+    finally:
+        await database.dispose()
+        await asyncio.to_thread(databases.drop_all)

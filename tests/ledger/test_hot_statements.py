@@ -10,8 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -19,11 +18,10 @@ from sqlalchemy import ARRAY, BigInteger, any_, bindparam, event, func, insert, 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from tests.conftest import EmptyDatabase, Org, make_org, today
-from tests.ledger.support import count_calls_to_the_thread, exchange
+from tests.ledger.support import count_calls_to_the_thread, exchange, own_postgres_database
 from timebank.config import Settings
 from timebank.db import Database, create_database
 from timebank.db.hot_path import CONNECTION_ERRORS, HotStatement, in_json_list
-from timebank.db.migrate import upgrade
 from timebank.db.retry import is_retryable
 from timebank.ledger.postgres_function import POST_STATEMENT
 from timebank.ledger.posting import post_exchange
@@ -174,23 +172,6 @@ async def test_a_read_on_sqlite_is_one_call_to_aiosqlites_thread(
     read = await get_account(sqlite_org.db, sqlite_org.id, account)
     assert read.id == account
     assert calls == {"_execute_fetchall": 1}
-
-
-@asynccontextmanager
-async def own_postgres_database(  # type: ignore[no-untyped-def]
-    tmp_path, *, pool_size: int, max_overflow: int = 0
-) -> AsyncIterator[tuple[Database, str]]:
-    """A migrated PostgreSQL database of the test's own, whatever the test run's backend (for
-    tests that cut its connections or read its statistics), and its address for asyncpg."""
-    databases = EmptyDatabase("postgresql", tmp_path)
-    url = await asyncio.to_thread(databases.create)  # it runs an event loop of its own
-    await asyncio.to_thread(upgrade, url)
-    database = create_database(url, pool_size=pool_size, max_overflow=max_overflow)
-    try:
-        yield database, url.replace("postgresql+asyncpg://", "postgresql://")
-    finally:
-        await database.dispose()
-        await asyncio.to_thread(databases.drop_all)
 
 
 async def test_a_postgresql_connection_that_dies_under_a_hot_statement_is_not_lent_again(tmp_path) -> None:

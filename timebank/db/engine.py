@@ -27,6 +27,7 @@ from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from timebank.config import to_async_url
+from timebank.db.fair_pool import FirstComeFirstServedPool
 from timebank.monitoring import metrics
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -208,6 +209,8 @@ def _create_postgres_engine(
     return create_async_engine(
         url,
         echo=echo,
+        # Requests waiting for a connection are served in order (db/fair_pool.py).
+        poolclass=FirstComeFirstServedPool,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=timeout_seconds,
