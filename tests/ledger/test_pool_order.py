@@ -1,15 +1,17 @@
-"""Requests waiting for a PostgreSQL connection are served first come, first served (db/fair_pool.py).
+"""Requests waiting for a pooled connection are served first come, first served (db/fair_pool.py).
 
 SQLAlchemy's asyncio pool let a request that arrived just as a connection was handed back
 take it ahead of those already waiting, and sent the one it overtook to the end of the
-line: under a sustained burst some requests waited seconds. These tests hold the pool's
-one connection, line requests up behind it, and check who is served, in which order, and
-that no connection is lost when a waiting request gives up. On a database of its own,
-whatever the test run's backend (the pool is PostgreSQL's).
+line: under a sustained burst some requests waited seconds. These tests hold every
+connection of a pool, line requests up behind it, and check who is served, in which
+order, and that no connection is lost when a waiting request gives up. On databases of
+their own, whatever the test run's backend: the order on both, the giving up on
+PostgreSQL (the same queue on both).
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -17,7 +19,8 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from tests.ledger.support import own_postgres_database
-from timebank.db import Database
+from timebank.db import Database, create_database
+from timebank.db.migrate import upgrade
 
 
 def the_pool(database: Database):  # type: ignore[no-untyped-def]
@@ -42,8 +45,26 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("the other tasks never got there")
 
 
-async def test_a_connection_handed_back_goes_to_the_first_in_line_not_to_a_newcomer(tmp_path) -> None:
-    async with own_postgres_database(tmp_path, pool_size=1) as (database, _admin_url):
+@asynccontextmanager
+async def a_full_pool(kind: str, tmp_path) -> AsyncIterator[tuple[Database, list[PoolProxiedConnection]]]:  # type: ignore[no-untyped-def]
+    """A database whose every pooled connection (its overflow's too) is checked out."""
+    if kind == "postgresql":
+        async with own_postgres_database(tmp_path, pool_size=1) as (database, _admin_url):
+            yield database, [await check_out(database)]
+        return
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    database = create_database(url)  # SQLAlchemy's sizes on SQLite: 5, and 10 more while busy
+    try:
+        pool = the_pool(database)
+        yield database, [await check_out(database) for _ in range(pool.size() + pool._max_overflow)]
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+async def test_a_connection_handed_back_goes_to_the_first_in_line_not_to_a_newcomer(kind: str, tmp_path) -> None:
+    async with a_full_pool(kind, tmp_path) as (database, held):
         served: list[str] = []
         waiting: list[str] = []
 
@@ -53,17 +74,18 @@ async def test_a_connection_handed_back_goes_to_the_first_in_line_not_to_a_newco
             served.append(name)
             await hand_back(connection)
 
-        held = await check_out(database)
         in_line = [asyncio.create_task(request(name)) for name in ("first", "second", "third")]
         await until(lambda: len(waiting) == 3)
-        await asyncio.sleep(0.05)  # each is waiting for the connection now, not on its way
+        await asyncio.sleep(0.05)  # each is waiting for a connection now, not on its way
         assert served == []
-        # Handed back, and at once (before any of those in line has run) a newcomer asks.
-        await hand_back(held)
+        # One handed back, and at once (before any of those in line has run) a newcomer asks.
+        await hand_back(held.pop())
         await request("newcomer")
         await asyncio.gather(*in_line)
 
         assert served == ["first", "second", "third", "newcomer"]
+        for connection in held:
+            await hand_back(connection)
         assert the_pool(database).checkedout() == 0
 
 

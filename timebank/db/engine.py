@@ -234,6 +234,8 @@ def _create_sqlite_engine(url: str, *, echo: bool, autocommit: bool) -> AsyncEng
         echo=echo,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_reset_on_return=None,
+        # SQLAlchemy's sizes (5, and 10 more while busy), served in order (db/fair_pool.py).
+        poolclass=FirstComeFirstServedPool,
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
