@@ -1,4 +1,4 @@
-"""A PostgreSQL connection pool that serves the requests waiting for a connection in order.
+"""A connection pool (PostgreSQL's and SQLite's) that serves the requests waiting for one in order.
 
 SQLAlchemy's pool for asyncio keeps its idle connections in an ``asyncio.Queue``. When
 every connection is in use, a request waits in the queue's line; a connection handed back
