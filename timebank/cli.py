@@ -184,24 +184,18 @@ def admin() -> None:
 @click.argument("username")
 def admin_create(username: str) -> None:
     """Create a site administrator (password from a prompt or TIMEBANK_INITIAL_PASSWORD)."""
-    from timebank.auth.passwords import check_new_password, hash_password, normalise_username
     from timebank.ledger import errors
-    from timebank.models import User
+    from timebank.members.service import add_login, new_login
 
     password = _password(f"Password for {username}")
-    try:
-        check_new_password(password)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    try:  # the login's rules, and its hash before the transaction, as for every login
+        login = asyncio.run(new_login(username, password))
+    except errors.InvalidEntry as exc:
+        raise click.UsageError(exc.message) from None
 
     async def work(db: "Database") -> None:
-        from sqlmodel import select
-
         async with db.session() as session:
-            normalised = normalise_username(username)
-            if (await session.exec(select(User.id).where(User.username == normalised))).first() is not None:
-                raise errors.LedgerConflict(f"the username {normalised!r} is already taken")
-            session.add(User(username=normalised, password_hash=hash_password(password), is_site_admin=True))
+            await add_login(session, login, None, is_site_admin=True)
             await session.commit()
 
     _run(work)

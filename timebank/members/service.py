@@ -43,7 +43,7 @@ class NewLogin:
 async def new_login(username: str, password: str | None, *, temporary: bool = False) -> NewLogin:
     """Check a new login's username and password, and hash the password (in a thread).
 
-    Whether the username is taken is checked where the login is added (``_new_user``), in
+    Whether the username is taken is checked where the login is added (``add_login``), in
     the transaction that adds it."""
     normalised = normalise_username(username)
     if not normalised or len(normalised) > 150:
@@ -115,7 +115,7 @@ async def add_member(
     organisation = await session.get(Organisation, organisation_id)
     if organisation is None:
         raise errors.OrganisationNotFound(f"no organisation {organisation_id}")
-    user = None if login is None else await _new_user(session, login, email)
+    user = None if login is None else await add_login(session, login, email)
     member = Member(
         organisation_id=organisation_id,
         user_id=user.id if user else None,
@@ -154,8 +154,8 @@ async def add_member(
     return NewMember(member, account, user)
 
 
-async def _new_user(session: AsyncSession, login: NewLogin, email: str | None) -> User:
-    """A new login. Usernames are unique across the installation."""
+async def add_login(session: AsyncSession, login: NewLogin, email: str | None, *, is_site_admin: bool = False) -> User:
+    """A new login in ``session``'s transaction. Usernames are unique across the installation."""
     if (await session.exec(select(User.id).where(User.username == login.username))).first() is not None:
         raise errors.LedgerConflict(
             f"the username {login.username!r} is already taken; choose another", field="username"
@@ -165,6 +165,7 @@ async def _new_user(session: AsyncSession, login: NewLogin, email: str | None) -
         password_hash=login.password_hash,
         email=email,
         must_change_password=login.temporary,
+        is_site_admin=is_site_admin,
     )
     session.add(user)
     await session.flush()
@@ -209,7 +210,7 @@ async def give_sign_in(
         check_may_edit(editor_role, member.role)
         if member.user_id is not None:
             raise errors.LedgerConflict("this member can already sign in", reason="has_sign_in")
-        user = await _new_user(session, login, member.email)
+        user = await add_login(session, login, member.email)
         member.user_id = user.id
         session.add(member)
         await record_change(
